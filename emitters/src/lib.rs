@@ -1,0 +1,32 @@
+//! The pure half of [jitcall](https://docs.rs/jitcall): the signature model,
+//! per-ABI classification and eligibility, and the trampoline emitters.
+//!
+//! Nothing here maps memory or runs generated code, so every module compiles
+//! and is tested on every host; the AArch64 emitter's tests run on x86_64
+//! too. The layers can be used on their own:
+//!
+//! 1. **parse**: [`Signature`] from text (`"(i32, f64) -> u8".parse()`) or
+//!    from the JSON object form ([`Signature::from_json`]);
+//! 2. **classify**: [`classify`] checks eligibility under [`Limits`] and
+//!    assigns each argument its registers for an [`Abi`] and [`Entry`] kind,
+//!    giving a [`Plan`] or the [`Ineligible`] rule that failed;
+//! 3. **emit**: the per-ABI modules turn a [`Plan`] into machine code bytes.
+//!
+//! The `jitcall` crate adds the rest: executable memory, the JIT probe, the
+//! libffi fallback and the `Function` API.
+
+mod classify;
+mod signature;
+
+pub use classify::{classify, Abi, Arg, Entry, Ineligible, Limits, Loc, Plan, Source};
+pub use signature::{ParseError, ParseErrorKind, Position, Signature, Type};
+
+/// What a `buffer` argument points to: the target receives `data`.
+///
+/// A null pointer in place of a view passes a null `data`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BufferView {
+    pub data: *mut u8,
+    pub len: usize,
+}

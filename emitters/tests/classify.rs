@@ -1,0 +1,290 @@
+//! Table-driven classification tests for both ABIs.
+//!
+//! Each row gives a signature, the entry kind, the limits and the expected
+//! outcome: either the rule that rejects it, or the location of every
+//! argument written as `g<n>` (GP register n), `f<n>` (FP register n) or
+//! `s<off>` (stack slot at byte offset off). Receiver rows write
+//! `incoming>target` for each argument.
+
+use jitcall_emitters::{classify, Abi, Entry, Ineligible, Limits, Loc, Plan, Signature, Source};
+
+#[derive(Clone, Copy)]
+enum L {
+    Node,
+    Default,
+}
+
+enum Want {
+    Ok(&'static str),
+    Err(Ineligible),
+}
+
+use Entry::{Packed as P, Receiver as R};
+use Ineligible::*;
+use Want::{Err as E, Ok as K};
+use L::{Default as D, Node as N};
+
+fn loc(l: Loc) -> String {
+    match l {
+        Loc::Gp(n) => format!("g{n}"),
+        Loc::Fp(n) => format!("f{n}"),
+        Loc::Stack(off) => format!("s{off}"),
+    }
+}
+
+fn render(plan: &Plan) -> String {
+    plan.args
+        .iter()
+        .map(|a| match a.from {
+            Source::Slot(_) => loc(a.to),
+            Source::Native(from) => format!("{}>{}", loc(from), loc(a.to)),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Builds a signature of `n` copies of `ty` returning `ret`.
+fn repeat(ty: &str, n: usize, ret: &str) -> String {
+    format!("({}) -> {ret}", vec![ty; n].join(", "))
+}
+
+fn run(abi: Abi, rows: &[(String, Entry, L, Want)]) {
+    assert!(rows.len() >= 40, "{abi}: only {} rows", rows.len());
+    let mut failures = Vec::new();
+    for (text, entry, limits, want) in rows {
+        let sig: Signature = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        let limits = match limits {
+            L::Node => Limits::node(),
+            L::Default => Limits::default(),
+        };
+        let got = classify(&sig, abi, *entry, &limits);
+        let ok = match (&got, want) {
+            (Ok(plan), Want::Ok(expected)) => render(plan) == *expected,
+            (Err(rule), Want::Err(expected)) => rule == expected,
+            _ => false,
+        };
+        if !ok {
+            let got = got.map(|p| render(&p));
+            failures.push(format!("{abi} {entry} {text}: got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn row(text: impl Into<String>, entry: Entry, limits: L, want: Want) -> (String, Entry, L, Want) {
+    (text.into(), entry, limits, want)
+}
+
+#[test]
+fn sysv64_table() {
+    let rows = vec![
+        row("() -> void", P, N, K("")),
+        row("() -> void", R, N, K("")),
+        row("(i32) -> i32", P, N, K("g0")),
+        row("(i32) -> i32", R, N, K("g1>g0")),
+        row("(f64) -> f64", P, N, K("f0")),
+        row("(f64) -> f64", R, N, K("f0>f0")),
+        row("(i32, f64, pointer) -> u8", P, N, K("g0 f0 g1")),
+        row("(f32, i8, f64, u16) -> void", P, N, K("f0 g0 f1 g1")),
+        row("(f32, i8, f64, u16) -> void", R, N, K("f0>f0 g1>g0 f1>f1 g2>g1")),
+        // The GP boundary: 6 registers.
+        row(repeat("i64", 5, "i64"), P, N, K("g0 g1 g2 g3 g4")),
+        row(repeat("i64", 5, "i64"), R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4")),
+        row(repeat("i64", 6, "i64"), P, N, K("g0 g1 g2 g3 g4 g5")),
+        row(repeat("i64", 6, "i64"), R, N, E(GpPressure { need: 7, have: 6 })),
+        row(repeat("i64", 7, "i64"), P, N, E(GpPressure { need: 7, have: 6 })),
+        row(repeat("i64", 7, "i64"), P, D, K("g0 g1 g2 g3 g4 g5 s0")),
+        row(repeat("i64", 6, "i64"), R, D, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 s0>g5")),
+        row(
+            repeat("i64", 7, "i64"),
+            R,
+            D,
+            K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 s0>g5 s8>s0"),
+        ),
+        row(repeat("pointer", 6, "void"), P, N, K("g0 g1 g2 g3 g4 g5")),
+        row(repeat("u8", 6, "u8"), R, N, E(GpPressure { need: 7, have: 6 })),
+        // The FP boundary: 8 registers.
+        row(repeat("f64", 8, "f64"), P, N, K("f0 f1 f2 f3 f4 f5 f6 f7")),
+        row(repeat("f64", 8, "f64"), R, N, K("f0>f0 f1>f1 f2>f2 f3>f3 f4>f4 f5>f5 f6>f6 f7>f7")),
+        row(repeat("f64", 9, "f64"), P, N, E(TooManyArgs { n: 9, max: 8 })),
+        row(repeat("f32", 9, "f32"), P, D, K("f0 f1 f2 f3 f4 f5 f6 f7 s0")),
+        row(repeat("f32", 9, "f32"), R, D, K("f0>f0 f1>f1 f2>f2 f3>f3 f4>f4 f5>f5 f6>f6 f7>f7 s0>s0")),
+        // Stack slots go in argument order, whatever the class.
+        row(
+            "(i64, i64, i64, i64, i64, i64, f64, f64, f64, f64, f64, f64, f64, f64, f64, i32) -> void",
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 f0 f1 f2 f3 f4 f5 f6 f7 s0 s8"),
+        ),
+        row(
+            "(f64, f64, f64, f64, f64, f64, f64, f64, i8, f32, i8) -> void",
+            P,
+            D,
+            K("f0 f1 f2 f3 f4 f5 f6 f7 g0 s0 g1"),
+        ),
+        // Argument count.
+        row(repeat("i32", 8, "void"), P, D, K("g0 g1 g2 g3 g4 g5 s0 s8")),
+        row(repeat("i32", 16, "void"), P, D, K("g0 g1 g2 g3 g4 g5 s0 s8 s16 s24 s32 s40 s48 s56 s64 s72")),
+        row(repeat("i32", 17, "void"), P, D, E(TooManyArgs { n: 17, max: 16 })),
+        row(repeat("i32", 9, "void"), R, N, E(TooManyArgs { n: 9, max: 8 })),
+        // Buffers.
+        row("(buffer, u64) -> u64", P, N, K("g0 g1")),
+        row("(buffer, u64) -> u64", R, N, K("g1>g0 g2>g1")),
+        row("(buffer, f64) -> f64", P, N, E(BufferWithFloat { buffer: 0, float: 1 })),
+        row("(f32, i32, buffer) -> void", R, N, E(BufferWithFloat { buffer: 2, float: 0 })),
+        row("(buffer, f64) -> f64", P, D, K("g0 f0")),
+        row("(buffer, buffer, buffer) -> void", P, N, K("g0 g1 g2")),
+        row("(buffer, buffer, buffer) -> void", R, N, E(GpPressure { need: 7, have: 6 })),
+        row("(buffer, buffer, i32) -> void", R, N, K("g1>g0 g2>g1 g3>g2")),
+        row("(buffer, buffer, buffer, buffer) -> void", P, N, E(GpPressure { need: 8, have: 6 })),
+        row("(buffer, buffer, buffer, buffer) -> void", P, D, K("g0 g1 g2 g3")),
+        // Mixed types and returns.
+        row("(bool, function, pointer) -> bool", P, N, K("g0 g1 g2")),
+        row("(i16, u16, i8, u8, u32, i32) -> i16", P, N, K("g0 g1 g2 g3 g4 g5")),
+        row("(i16, u16, i8, u8, u32) -> i16", R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4")),
+        row("(f32, f64, i64) -> function", R, N, K("f0>f0 f1>f1 g1>g0")),
+    ];
+    run(Abi::SysV64, &rows);
+}
+
+#[test]
+fn aapcs64_table() {
+    let rows = vec![
+        row("() -> void", P, N, K("")),
+        row("() -> void", R, N, K("")),
+        row("(i32) -> i32", P, N, K("g0")),
+        row("(i32) -> i32", R, N, K("g1>g0")),
+        row("(f64) -> f64", P, N, K("f0")),
+        row("(f64) -> f64", R, N, K("f0>f0")),
+        row("(i32, f64, pointer) -> u8", P, N, K("g0 f0 g1")),
+        row("(f32, i8, f64, u16) -> void", R, N, K("f0>f0 g1>g0 f1>f1 g2>g1")),
+        // Six and seven GP arguments fit AArch64's eight registers.
+        row(repeat("i64", 6, "i64"), P, N, K("g0 g1 g2 g3 g4 g5")),
+        row(repeat("i64", 6, "i64"), R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5")),
+        row(repeat("i64", 7, "i64"), P, N, K("g0 g1 g2 g3 g4 g5 g6")),
+        row(repeat("i64", 7, "i64"), R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5 g7>g6")),
+        // The GP boundary: 8 registers.
+        row(repeat("i64", 8, "i64"), P, N, K("g0 g1 g2 g3 g4 g5 g6 g7")),
+        row(repeat("i64", 8, "i64"), R, N, E(GpPressure { need: 9, have: 8 })),
+        row(repeat("i64", 8, "i64"), R, D, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5 g7>g6 s0>g7")),
+        row(repeat("i64", 9, "i64"), P, N, E(TooManyArgs { n: 9, max: 8 })),
+        row(repeat("i64", 9, "i64"), P, D, K("g0 g1 g2 g3 g4 g5 g6 g7 s0")),
+        row(
+            repeat("i64", 9, "i64"),
+            R,
+            D,
+            K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5 g7>g6 s0>g7 s8>s0"),
+        ),
+        row(repeat("u16", 7, "u16"), R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5 g7>g6")),
+        // The FP boundary: 8 registers.
+        row(repeat("f64", 8, "f64"), P, N, K("f0 f1 f2 f3 f4 f5 f6 f7")),
+        row(repeat("f32", 8, "f32"), R, N, K("f0>f0 f1>f1 f2>f2 f3>f3 f4>f4 f5>f5 f6>f6 f7>f7")),
+        row(repeat("f64", 9, "f64"), P, N, E(TooManyArgs { n: 9, max: 8 })),
+        row(repeat("f64", 9, "f64"), P, D, K("f0 f1 f2 f3 f4 f5 f6 f7 s0")),
+        row(
+            "(f64, f64, f64, f64, f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32, i32) -> void",
+            P,
+            D,
+            K("f0 f1 f2 f3 f4 f5 f6 f7 g0 g1 g2 g3 g4 g5 g6 g7"),
+        ),
+        row(
+            "(f64, f64, f64, f64, f64, f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32) -> void",
+            P,
+            D,
+            K("f0 f1 f2 f3 f4 f5 f6 f7 s0 g0 g1 g2 g3 g4 g5 g6"),
+        ),
+        row(
+            "(i8, i8, i8, i8, i8, i8, i8, i8, f32, i8, f32, i8) -> void",
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 g6 g7 f0 s0 f1 s8"),
+        ),
+        // Node's GP rule under pressure: 7 user args plus the receiver is 8.
+        row(repeat("i32", 7, "void"), R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5 g7>g6")),
+        row(repeat("i32", 16, "void"), P, D, K("g0 g1 g2 g3 g4 g5 g6 g7 s0 s8 s16 s24 s32 s40 s48 s56")),
+        row(repeat("i32", 17, "void"), P, D, E(TooManyArgs { n: 17, max: 16 })),
+        row(repeat("i32", 17, "void"), R, D, E(TooManyArgs { n: 17, max: 16 })),
+        // Buffers.
+        row("(buffer, u64) -> u64", P, N, K("g0 g1")),
+        row("(buffer, u64) -> u64", R, N, K("g1>g0 g2>g1")),
+        row("(buffer, f32) -> void", R, N, E(BufferWithFloat { buffer: 0, float: 1 })),
+        row("(f64, buffer) -> void", P, N, E(BufferWithFloat { buffer: 1, float: 0 })),
+        row("(f64, buffer) -> void", P, D, K("f0 g0")),
+        row("(buffer, buffer, buffer, buffer) -> void", P, N, K("g0 g1 g2 g3")),
+        row("(buffer, buffer, buffer, buffer) -> void", R, N, E(GpPressure { need: 9, have: 8 })),
+        row("(buffer, buffer, buffer, buffer, buffer) -> void", P, N, E(GpPressure { need: 10, have: 8 })),
+        row("(buffer, i32, i32, i32) -> void", R, N, K("g1>g0 g2>g1 g3>g2 g4>g3")),
+        // Mixed types and returns.
+        row("(bool, function, pointer) -> bool", P, N, K("g0 g1 g2")),
+        row("(i16, u16, i8, u8, u32, i32, i64, u64) -> i16", P, N, K("g0 g1 g2 g3 g4 g5 g6 g7")),
+        row("(f32, f64, i64) -> function", R, N, K("f0>f0 f1>f1 g1>g0")),
+        row("(pointer, f32, pointer, f64) -> f32", R, D, K("g1>g0 f0>f0 g2>g1 f1>f1")),
+    ];
+    run(Abi::Aapcs64, &rows);
+}
+
+#[test]
+fn type_rules_apply_to_hand_built_signatures() {
+    use jitcall_emitters::Type;
+    for abi in Abi::ALL {
+        for entry in Entry::ALL {
+            let void_arg = Signature::new([Type::I32, Type::Void], Type::Void);
+            assert_eq!(
+                classify(&void_arg, abi, entry, &Limits::default()),
+                Err(UnsupportedType {
+                    index: Some(1),
+                    ty: Type::Void
+                })
+            );
+            let buffer_ret = Signature::new([], Type::Buffer);
+            assert_eq!(
+                classify(&buffer_ret, abi, entry, &Limits::default()),
+                Err(UnsupportedType {
+                    index: None,
+                    ty: Type::Buffer
+                })
+            );
+        }
+    }
+}
+
+#[test]
+fn receiver_mode_tail_calls_unless_the_return_is_narrow() {
+    for (ret, tail) in [
+        ("void", true),
+        ("i32", true),
+        ("u64", true),
+        ("f32", true),
+        ("pointer", true),
+        ("i8", false),
+        ("u8", false),
+        ("i16", false),
+        ("u16", false),
+        ("bool", false),
+    ] {
+        let sig: Signature = format!("(i32) -> {ret}").parse().unwrap();
+        for abi in Abi::ALL {
+            let plan = classify(&sig, abi, R, &Limits::default()).unwrap();
+            assert_eq!(plan.tail_calls(), tail, "{abi} {sig}");
+            let plan = classify(&sig, abi, P, &Limits::default()).unwrap();
+            assert!(
+                !plan.tail_calls(),
+                "{abi} {sig}: the packed entry stores its result"
+            );
+        }
+    }
+}
+
+#[test]
+fn stack_bytes_count_target_slots() {
+    let sig: Signature = repeat("i64", 9, "void").parse().unwrap();
+    let sysv = classify(&sig, Abi::SysV64, P, &Limits::default()).unwrap();
+    assert_eq!(sysv.stack_bytes, 24);
+    let a64 = classify(&sig, Abi::Aapcs64, P, &Limits::default()).unwrap();
+    assert_eq!(a64.stack_bytes, 8);
+    let a64r = classify(&sig, Abi::Aapcs64, R, &Limits::default()).unwrap();
+    assert_eq!(
+        a64r.stack_bytes, 8,
+        "the receiver is dropped, so the target gets one slot"
+    );
+}

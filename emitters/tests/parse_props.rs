@@ -1,0 +1,120 @@
+//! Property tests for both signature parsers: what `Display` prints parses
+//! back to the same signature, the JSON form agrees with the text form
+//! whatever aliases and case it uses, and no input makes either parser panic.
+
+use jitcall_emitters::{Signature, Type};
+use proptest::prelude::*;
+
+fn arg_type() -> impl Strategy<Value = Type> {
+    proptest::sample::select(
+        Type::ALL
+            .iter()
+            .copied()
+            .filter(|&t| t != Type::Void)
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn ret_type() -> impl Strategy<Value = Type> {
+    proptest::sample::select(
+        Type::ALL
+            .iter()
+            .copied()
+            .filter(|&t| t != Type::Buffer)
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn signature() -> impl Strategy<Value = Signature> {
+    (proptest::collection::vec(arg_type(), 0..20), ret_type())
+        .prop_map(|(args, ret)| Signature { args, ret })
+}
+
+/// Every accepted spelling of `ty`, written out by hand from DESIGN.md's
+/// alias list so that a dropped alias fails here.
+fn spellings(ty: Type) -> &'static [&'static str] {
+    match ty {
+        Type::Void => &["void"],
+        Type::Bool => &["bool"],
+        Type::I8 => &["i8", "int8", "char"],
+        Type::U8 => &["u8", "uint8"],
+        Type::I16 => &["i16", "int16"],
+        Type::U16 => &["u16", "uint16"],
+        Type::I32 => &["i32", "int32"],
+        Type::U32 => &["u32", "uint32"],
+        Type::I64 => &["i64", "int64"],
+        Type::U64 => &["u64", "uint64"],
+        Type::F32 => &["f32", "float", "float32"],
+        Type::F64 => &["f64", "double", "float64"],
+        Type::Pointer => &["pointer", "ptr"],
+        Type::Buffer => &["buffer"],
+        Type::Function => &["function"],
+    }
+}
+
+fn spell(ty: Type, pick: usize, upper: bool) -> String {
+    let names = spellings(ty);
+    let name = names[pick % names.len()];
+    if upper {
+        name.to_uppercase()
+    } else {
+        name.to_string()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn text_round_trips(sig in signature()) {
+        let printed = sig.to_string();
+        prop_assert_eq!(printed.parse::<Signature>(), Ok(sig.clone()));
+        // Without spaces too.
+        let squeezed: String = printed.chars().filter(|c| *c != ' ').collect();
+        prop_assert_eq!(squeezed.parse::<Signature>(), Ok(sig));
+    }
+
+    #[test]
+    fn aliases_and_case_parse_the_same(sig in signature(), picks in proptest::collection::vec((0usize..3, any::<bool>()), 21)) {
+        let names: Vec<String> = sig.args.iter().zip(&picks).map(|(&t, &(p, u))| spell(t, p, u)).collect();
+        let ret = spell(sig.ret, picks[20].0, picks[20].1);
+        let text = format!("({}) -> {ret}", names.join(","));
+        prop_assert_eq!(text.parse::<Signature>(), Ok(sig.clone()));
+        let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+        let json = format!(r#"{{"arguments": [{}], "return": "{ret}"}}"#, quoted.join(", "));
+        prop_assert_eq!(Signature::from_json(&json), Ok(sig));
+    }
+
+    #[test]
+    fn text_parser_never_panics(input in "\\PC*") {
+        let _ = input.parse::<Signature>();
+    }
+
+    #[test]
+    fn text_parser_never_panics_on_token_soup(tokens in proptest::collection::vec(
+        proptest::sample::select(vec!["(", ")", ",", "->", "-", ">", " ", "i32", "void", "buffer", "f64", "x", "é", "\u{0}"]), 0..24)) {
+        let input = tokens.concat();
+        if let Err(e) = input.parse::<Signature>() {
+            // The error's offset lies within the input.
+            if let jitcall_emitters::Position::Byte(at) = e.at {
+                prop_assert!(at <= input.len(), "{} for {:?}", e, input);
+            }
+        }
+    }
+
+    #[test]
+    fn json_parser_never_panics(input in "\\PC*") {
+        let _ = Signature::from_json(&input);
+    }
+
+    #[test]
+    fn json_parser_never_panics_on_token_soup(tokens in proptest::collection::vec(
+        proptest::sample::select(vec!["{", "}", "[", "]", ",", ":", "\"arguments\"", "\"return\"", "\"i32\"", "\"void\"", "\"buffer\"", "1", "null", "\"\"", " "]), 0..24)) {
+        let input = tokens.concat();
+        if let Err(e) = Signature::from_json(&input) {
+            if let jitcall_emitters::Position::Byte(at) = e.at {
+                prop_assert!(at <= input.len(), "{} for {:?}", e, input);
+            }
+        }
+    }
+}
