@@ -15,8 +15,12 @@
 //! The `jitcall` crate adds the rest: executable memory, the JIT probe, the
 //! libffi fallback and the `Function` API.
 
+pub mod aarch64;
 mod classify;
+#[cfg(feature = "disasm")]
+pub mod disasm;
 mod signature;
+pub mod x86_64;
 
 pub use classify::{classify, Abi, Arg, Entry, Ineligible, Limits, Loc, Plan, Source};
 pub use signature::{ParseError, ParseErrorKind, Position, Signature, Type};
@@ -29,4 +33,16 @@ pub use signature::{ParseError, ParseErrorKind, Position, Signature, Type};
 pub struct BufferView {
     pub data: *mut u8,
     pub len: usize,
+}
+
+/// Emits the trampoline for `plan`, to be placed at address `base`, calling
+/// the function at `target`.
+///
+/// The bytes depend on `base` only through the reach of a direct branch to
+/// `target`: the code must run at `base` exactly.
+pub fn emit(plan: &Plan, base: u64, target: u64) -> Vec<u8> {
+    match plan.abi {
+        Abi::SysV64 => x86_64::emit(plan, base, target),
+        Abi::Aapcs64 => aarch64::emit(plan, base, target),
+    }
 }
