@@ -1,8 +1,359 @@
-//! x86_64 System V trampolines (not yet written).
+//! x86_64 System V trampolines.
+//!
+//! Registers, as the trampolines use them:
+//!
+//! | register            | packed entry                   | receiver entry               |
+//! |---------------------|--------------------------------|------------------------------|
+//! | rdi                 | `args` on entry, then GP arg 0 | receiver, then GP arg 0      |
+//! | rsi                 | `ret` on entry, then GP arg 1  | GP arg 0, then GP arg 1      |
+//! | rdx rcx r8 r9       | GP args 2–5                    | GP args shift down one       |
+//! | xmm0–xmm7           | FP args 0–7, xmm0 the return   | FP args, untouched           |
+//! | r10                 | `args` while loading           | —                            |
+//! | rbx (callee-saved)  | `ret` across the call, saved   | —                            |
+//! | rax                 | scratch for stack args, return | scratch, return              |
+//! | r11                 | a target out of rel32 reach    | the same                     |
+//!
+//! Packed entry frame (`F` = the target's stack arguments rounded up to 16):
+//!
+//! ```text
+//!           +------------------+
+//!           | return address   |  rsp+F+8   rsp % 16 == 8 on entry
+//!           +------------------+
+//!           | saved rbx        |  rsp+F     rsp % 16 == 0 after the push
+//!           +------------------+
+//!           | stack arg n      |
+//!           | …                |
+//!   rsp ->  | stack arg 0      |  rsp       16-byte aligned at the call
+//!           +------------------+
+//! ```
+//!
+//! The receiver entry that tail-calls has no frame: it moves arguments in
+//! place (a callee owns its incoming stack arguments), so the target finds
+//! its stack arguments where the caller left the trampoline's, shifted down
+//! one slot when the receiver pushed a GP argument onto the stack. When the
+//! return value needs narrowing it calls instead, from a frame of `F + 8`
+//! bytes that copies the stack arguments and realigns rsp.
+//!
+//! Narrow integer arguments are always extended to 32 bits: the psABI leaves
+//! their upper bits unspecified, but clang-compiled callees rely on it. The
+//! red zone is never used and `al` is not set (no variadic targets).
 
-use crate::Plan;
+// dynasm! expands dynamic register operands to `.into()` calls, which are
+// identity conversions for the `u8` register numbers used here.
+#![allow(clippy::useless_conversion)]
 
-/// Emits the x86_64 trampoline for `plan`.
-pub fn emit(_plan: &Plan, _base: u64, _target: u64) -> Vec<u8> {
-    Vec::new()
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+
+use crate::{Entry, Loc, Plan, Source, Type};
+
+type Ops = VecAssembler<X64Relocation>;
+
+/// Hardware numbers of the GP argument registers, in ABI order.
+const GP_ARGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
+const RAX: u8 = 0;
+const RSP: u8 = 4;
+const R10: u8 = 10;
+
+/// Emits the trampoline for `plan` (an x86_64 System V plan), to be placed
+/// at `base`, calling `target`.
+pub fn emit(plan: &Plan, base: u64, target: u64) -> Vec<u8> {
+    let mut ops = Ops::new(0);
+    match plan.entry {
+        Entry::Packed => emit_packed_entry(&mut ops, plan, base, target),
+        Entry::Receiver => emit_receiver_entry(&mut ops, plan, base, target),
+    }
+    // Every local label the emitters use is defined right after its use.
+    ops.finalize().expect("x86_64 trampoline labels resolve")
+}
+
+/// An argument's location as the trampoline sees it.
+#[derive(Clone, Copy)]
+enum Operand {
+    /// A memory operand `[reg + disp]`.
+    Mem(u8, i32),
+    /// A GP register, by hardware number.
+    Gp(u8),
+    /// An xmm register.
+    Xmm(u8),
+}
+
+/// Rounds stack bytes up to keep rsp 16-byte aligned.
+fn align16(bytes: u32) -> i32 {
+    // At most 16 arguments of 8 bytes: far below i32::MAX.
+    bytes.next_multiple_of(16) as i32
+}
+
+fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
+    let frame = align16(plan.stack_bytes);
+    // Save rbx and keep `ret` in it across the call; the push realigns rsp.
+    dynasm!(ops
+        ; .arch x64
+        ; push rbx
+        ; mov rbx, rsi
+    );
+    if frame > 0 {
+        dynasm!(ops ; .arch x64 ; sub rsp, frame);
+    }
+    // rdi is an argument register: read the slots through r10.
+    dynasm!(ops ; .arch x64 ; mov r10, rdi);
+    for arg in &plan.args {
+        let Source::Slot(i) = arg.from else {
+            unreachable!("packed plans read slots")
+        };
+        // At most 16 slots: the displacement fits.
+        let slot = Operand::Mem(R10, 8 * i as i32);
+        move_arg(ops, arg.ty, slot, arg.to, 0);
+    }
+    branch(ops, base, target, Branch::Call);
+    store_return(ops, plan.ret);
+    if frame > 0 {
+        dynasm!(ops ; .arch x64 ; add rsp, frame);
+    }
+    dynasm!(ops
+        ; .arch x64
+        ; pop rbx
+        ; ret
+    );
+}
+
+fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
+    // Without a frame, incoming and outgoing stack arguments both sit above
+    // the return address; with one, the incoming ones also sit above it.
+    let (frame, incoming, outgoing) = if plan.tail_calls() {
+        (0, 8, 8)
+    } else {
+        let frame = align16(plan.stack_bytes) + 8;
+        dynasm!(ops ; .arch x64 ; sub rsp, frame);
+        (frame, frame + 8, 0)
+    };
+    // In argument order each destination held an argument already moved
+    // (or the receiver), and stack destinations never lie above their
+    // sources, so moving in order never overwrites a pending source.
+    for arg in &plan.args {
+        let Source::Native(from) = arg.from else {
+            unreachable!("receiver plans read native locations")
+        };
+        let from = match from {
+            Loc::Gp(n) => Operand::Gp(GP_ARGS[usize::from(n)]),
+            Loc::Fp(n) => Operand::Xmm(n),
+            // Stack offsets are at most 128 bytes.
+            Loc::Stack(off) => Operand::Mem(RSP, incoming + off as i32),
+        };
+        move_arg(ops, arg.ty, from, arg.to, outgoing);
+    }
+    if plan.tail_calls() {
+        branch(ops, base, target, Branch::Jump);
+        return;
+    }
+    branch(ops, base, target, Branch::Call);
+    extend(ops, plan.ret, Width::W32);
+    dynasm!(ops
+        ; .arch x64
+        ; add rsp, frame
+        ; ret
+    );
+}
+
+/// Moves one argument from `from` to the target's location `to`, reading
+/// only its declared width and extending it. Stack destinations are at
+/// `[rsp + outgoing + offset]` and go through rax.
+fn move_arg(ops: &mut Ops, ty: Type, from: Operand, to: Loc, outgoing: i32) {
+    match to {
+        Loc::Gp(n) => load_gp(ops, GP_ARGS[usize::from(n)], ty, from),
+        Loc::Fp(n) => load_xmm(ops, n, ty, from),
+        Loc::Stack(off) => {
+            match (ty, from) {
+                (Type::F32, Operand::Xmm(x)) => dynasm!(ops ; .arch x64 ; movd eax, Rx(x)),
+                (Type::F64, Operand::Xmm(x)) => dynasm!(ops ; .arch x64 ; movq rax, Rx(x)),
+                // A float in memory moves as an integer of its width.
+                (Type::F32, _) => load_gp(ops, RAX, Type::U32, from),
+                (Type::F64, _) => load_gp(ops, RAX, Type::U64, from),
+                _ => load_gp(ops, RAX, ty, from),
+            }
+            // Stack offsets are at most 128 bytes.
+            let disp = outgoing + off as i32;
+            dynasm!(ops ; .arch x64 ; mov QWORD [rsp + disp], rax);
+        }
+    }
+}
+
+/// Loads an integer, pointer or buffer argument into GP register `dst`.
+fn load_gp(ops: &mut Ops, dst: u8, ty: Type, from: Operand) {
+    match (ty, from) {
+        (Type::I8, Operand::Mem(b, d)) => {
+            dynasm!(ops ; .arch x64 ; movsx Rd(dst), BYTE [Rq(b) + d])
+        }
+        (Type::I8, Operand::Gp(s)) => dynasm!(ops ; .arch x64 ; movsx Rd(dst), Rb(s)),
+        (Type::U8 | Type::Bool, Operand::Mem(b, d)) => {
+            dynasm!(ops ; .arch x64 ; movzx Rd(dst), BYTE [Rq(b) + d])
+        }
+        (Type::U8 | Type::Bool, Operand::Gp(s)) => dynasm!(ops ; .arch x64 ; movzx Rd(dst), Rb(s)),
+        (Type::I16, Operand::Mem(b, d)) => {
+            dynasm!(ops ; .arch x64 ; movsx Rd(dst), WORD [Rq(b) + d])
+        }
+        (Type::I16, Operand::Gp(s)) => dynasm!(ops ; .arch x64 ; movsx Rd(dst), Rw(s)),
+        (Type::U16, Operand::Mem(b, d)) => {
+            dynasm!(ops ; .arch x64 ; movzx Rd(dst), WORD [Rq(b) + d])
+        }
+        (Type::U16, Operand::Gp(s)) => dynasm!(ops ; .arch x64 ; movzx Rd(dst), Rw(s)),
+        (Type::I32 | Type::U32, Operand::Mem(b, d)) => {
+            dynasm!(ops ; .arch x64 ; mov Rd(dst), DWORD [Rq(b) + d])
+        }
+        (Type::I32 | Type::U32, Operand::Gp(s)) => dynasm!(ops ; .arch x64 ; mov Rd(dst), Rd(s)),
+        (Type::Buffer, _) => {
+            // The argument points to a BufferView; pass its `data` (offset
+            // 0), or null for a null view.
+            load_gp(ops, dst, Type::Pointer, from);
+            dynasm!(ops
+                ; .arch x64
+                ; test Rq(dst), Rq(dst)
+                ; jz >null_view
+                ; mov Rq(dst), QWORD [Rq(dst)]
+                ; null_view:
+            );
+        }
+        (_, Operand::Mem(b, d)) => dynasm!(ops ; .arch x64 ; mov Rq(dst), QWORD [Rq(b) + d]),
+        (_, Operand::Gp(s)) => {
+            if s != dst {
+                dynasm!(ops ; .arch x64 ; mov Rq(dst), Rq(s));
+            }
+        }
+        (_, Operand::Xmm(_)) => unreachable!("classification never sends an integer through xmm"),
+    }
+}
+
+/// Loads a float argument into xmm register `dst`.
+fn load_xmm(ops: &mut Ops, dst: u8, ty: Type, from: Operand) {
+    match (ty, from) {
+        (Type::F32, Operand::Mem(b, d)) => {
+            dynasm!(ops ; .arch x64 ; movss Rx(dst), DWORD [Rq(b) + d])
+        }
+        (Type::F64, Operand::Mem(b, d)) => {
+            dynasm!(ops ; .arch x64 ; movsd Rx(dst), QWORD [Rq(b) + d])
+        }
+        (_, Operand::Xmm(s)) => {
+            if s != dst {
+                dynasm!(ops ; .arch x64 ; movaps Rx(dst), Rx(s));
+            }
+        }
+        _ => unreachable!("classification sends only floats through xmm"),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Branch {
+    Call,
+    Jump,
+}
+
+/// Calls or jumps to `target`: `rel32` when it is within reach of the
+/// instruction, through r11 otherwise.
+fn branch(ops: &mut Ops, base: u64, target: u64, kind: Branch) {
+    let next = base.wrapping_add(ops.offset().0 as u64 + 5);
+    match i32::try_from(target.wrapping_sub(next) as i64) {
+        Ok(rel) => {
+            let opcode: u8 = if kind == Branch::Call { 0xe8 } else { 0xe9 };
+            dynasm!(ops ; .arch x64 ; .u8 opcode ; .i32 rel);
+        }
+        Err(_) => {
+            dynasm!(ops ; .arch x64 ; mov r11, QWORD target as i64);
+            match kind {
+                Branch::Call => dynasm!(ops ; .arch x64 ; call r11),
+                Branch::Jump => dynasm!(ops ; .arch x64 ; jmp r11),
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Width {
+    W32,
+    W64,
+}
+
+/// Sign- or zero-extends an integer return value in rax to `width` bits.
+/// 64-bit values, floats and `void` are left alone.
+fn extend(ops: &mut Ops, ty: Type, width: Width) {
+    match (ty, width) {
+        (Type::I8, Width::W32) => dynasm!(ops ; .arch x64 ; movsx eax, al),
+        (Type::I8, Width::W64) => dynasm!(ops ; .arch x64 ; movsx rax, al),
+        (Type::U8 | Type::Bool, _) => dynasm!(ops ; .arch x64 ; movzx eax, al),
+        (Type::I16, Width::W32) => dynasm!(ops ; .arch x64 ; movsx eax, ax),
+        (Type::I16, Width::W64) => dynasm!(ops ; .arch x64 ; movsx rax, ax),
+        (Type::U16, _) => dynasm!(ops ; .arch x64 ; movzx eax, ax),
+        (Type::I32, Width::W64) => dynasm!(ops ; .arch x64 ; movsxd rax, eax),
+        (Type::U32, Width::W64) => dynasm!(ops ; .arch x64 ; mov eax, eax),
+        _ => {}
+    }
+}
+
+/// Stores the return value to the slot at rbx, widened to 64 bits.
+fn store_return(ops: &mut Ops, ret: Type) {
+    match ret {
+        Type::Void => {}
+        Type::F32 => dynasm!(ops
+            ; .arch x64
+            ; movd eax, xmm0
+            ; mov QWORD [rbx], rax
+        ),
+        Type::F64 => dynasm!(ops ; .arch x64 ; movsd QWORD [rbx], xmm0),
+        _ => {
+            extend(ops, ret, Width::W64);
+            dynasm!(ops ; .arch x64 ; mov QWORD [rbx], rax);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "disasm"))]
+mod tests {
+    use super::*;
+    use crate::{classify, disasm::disassemble, Abi, Limits, Signature};
+
+    fn listing(sig: &str, entry: Entry, target: u64) -> String {
+        let sig: Signature = sig.parse().unwrap();
+        let plan = classify(&sig, Abi::SysV64, entry, &Limits::default()).unwrap();
+        disassemble(Abi::SysV64, &emit(&plan, 0x1000, target), 0x1000).join("\n")
+    }
+
+    #[test]
+    fn narrow_arguments_are_extended_to_32_bits() {
+        let code = listing("(i8, u8, i16, u16, bool) -> void", Entry::Packed, 0x2000);
+        for insn in [
+            "movsbl  (%r10),%edi",
+            "movzbl  8(%r10),%esi",
+            "movswl  0x10(%r10),%edx",
+            "movzwl  0x18(%r10),%ecx",
+            "movzbl  0x20(%r10),%r8d",
+        ] {
+            assert!(code.contains(insn), "missing {insn}:\n{code}");
+        }
+    }
+
+    #[test]
+    fn near_targets_use_rel32_and_far_ones_r11() {
+        let near = listing("() -> void", Entry::Receiver, 0x2000);
+        assert!(near.contains("jmp     0x0000000000002000"), "{near}");
+        let far = listing("() -> void", Entry::Receiver, 0x7f00_0000_0000);
+        assert!(far.contains("movabs  $0x7F0000000000,%r11"), "{far}");
+        assert!(far.contains("jmp     *%r11"), "{far}");
+        let far_call = listing("() -> i32", Entry::Packed, 0x7f00_0000_0000);
+        assert!(far_call.contains("call    *%r11"), "{far_call}");
+    }
+
+    #[test]
+    fn rsp_stays_aligned_at_the_call() {
+        // One push (8) plus a multiple of 16 on top of entry's rsp % 16 == 8.
+        for n in 0..=16 {
+            let sig = format!("({}) -> void", vec!["i64"; n].join(","));
+            let code = listing(&sig, Entry::Packed, 0x2000);
+            let subs: Vec<&str> = code.lines().filter(|l| l.contains("sub ")).collect();
+            for line in subs {
+                let imm = line.split('$').nth(1).unwrap().split(',').next().unwrap();
+                let imm = i64::from_str_radix(imm.trim_start_matches("0x"), 16).unwrap();
+                assert_eq!(imm % 16, 0, "{n} args: {line}");
+            }
+            assert!(code.contains("push    %rbx"), "{code}");
+        }
+    }
 }
