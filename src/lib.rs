@@ -1,6 +1,61 @@
 //! jitcall calls native functions whose signatures are known only at run
-//! time, through machine-code trampolines specialised to each signature.
+//! time, through machine-code trampolines specialised to each signature,
+//! and falls back to libffi where it must.
+//!
+//! # Layers
+//!
+//! Each layer can be used and tested on its own:
+//!
+//! 1. **parse**: [`Signature`] from text (`"(i32, f64) -> u8".parse()`) or
+//!    from the JSON object form ([`Signature::from_json`]);
+//! 2. **classify**: [`classify`] checks fast-call eligibility under
+//!    [`Limits`] and assigns registers for an [`Abi`] and [`Entry`] kind;
+//! 3. **emit**: [`emit`] turns a [`Plan`] into machine code (pure: the
+//!    `jitcall-emitters` crate, tested on every host);
+//! 4. **place**: trampolines are written into a fresh RW mapping, the
+//!    instruction cache is synchronised and the mapping flipped to RX —
+//!    never writable and executable at once;
+//! 5. **call**: [`Function`] picks the tier ([`Tier::Jit`] or
+//!    [`Tier::Libffi`] with the [`Fallback`] reason) and offers the packed
+//!    call, the checked call and the raw entry points.
+//!
+//! [`jit_available`] is the one-time, cached probe of whether the process
+//! may create executable memory; `JITCALL_DISABLE_JIT=1` forces libffi.
+//!
+//! # Examples
+//!
+//! ```
+//! use jitcall::{Library, Tier, Value};
+//!
+//! let libm = Library::open("libm.so.6")?;
+//! let cos = libm.function("cos", &"(f64) -> f64".parse()?)?;
+//! // SAFETY: cos takes and returns a double.
+//! let one = unsafe { cos.call(&[Value::F64(0.0)])? };
+//! assert_eq!(one, Value::F64(1.0));
+//! if jitcall::jit_available() {
+//!     assert_eq!(cos.tier(), Tier::Jit);
+//! }
+//! # Ok::<(), jitcall::Error>(())
+//! ```
+
+mod error;
+mod fallback;
+mod function;
+mod library;
+mod memory;
+mod probe;
+mod value;
+
+pub use error::{Error, Result};
+pub use function::{Fallback, Function, Options, PackedFn, Tier};
 pub use jitcall_emitters::{
-    classify, Abi, Arg, BufferView, Entry, Ineligible, Limits, Loc, ParseError, ParseErrorKind,
-    Plan, Position, Signature, Source, Type,
+    classify, emit, emit_bound, Abi, Arg, BufferView, Entry, Ineligible, Limits, Loc, ParseError,
+    ParseErrorKind, Plan, Position, Signature, Source, Type,
 };
+pub use library::Library;
+pub use memory::MemoryRefused;
+pub use probe::{jit_available, jit_status, JitUnavailable};
+pub use value::Value;
+
+/// Disassembly of emitted code (`jitcall explain` uses it).
+pub use jitcall_emitters::disasm;

@@ -29,7 +29,7 @@ pub use signature::{ParseError, ParseErrorKind, Position, Signature, Type};
 ///
 /// A null pointer in place of a view passes a null `data`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BufferView {
     pub data: *mut u8,
     pub len: usize,
@@ -45,4 +45,15 @@ pub fn emit(plan: &Plan, base: u64, target: u64) -> Vec<u8> {
         Abi::SysV64 => x86_64::emit(plan, base, target),
         Abi::Aapcs64 => aarch64::emit(plan, base, target),
     }
+}
+
+/// A target no direct branch from address 0 reaches, with every 16-bit
+/// chunk non-zero, so that building it takes the longest instruction
+/// sequence.
+const WORST_TARGET: u64 = 0x7111_2222_3333_4444;
+
+/// An upper bound on `emit(plan, base, target).len()` for every `base` and
+/// `target`: the size with a target out of direct-branch reach.
+pub fn emit_bound(plan: &Plan) -> usize {
+    emit(plan, 0, WORST_TARGET).len()
 }

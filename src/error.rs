@@ -1,0 +1,81 @@
+//! The crate's error type.
+
+use std::fmt;
+
+use crate::{ParseError, Type};
+
+/// Everything that can go wrong in jitcall, with the context to act on it.
+///
+/// A signature that is merely *ineligible* for the fast path is not an
+/// error: it runs on libffi and says why in [`Tier`](crate::Tier).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A malformed signature.
+    Parse(ParseError),
+    /// A type no call path can pass: `void` as argument `index`, or
+    /// `buffer` as the return type (`index` is `None`).
+    UnsupportedType { index: Option<usize>, ty: Type },
+    /// A null target function pointer.
+    NullTarget,
+    /// [`Function::call`](crate::Function::call) was given the wrong number
+    /// of arguments.
+    ArgCount { expected: usize, got: usize },
+    /// [`Function::call`](crate::Function::call) was given a value of the
+    /// wrong type for argument `index`.
+    ArgType {
+        index: usize,
+        expected: Type,
+        got: Type,
+    },
+    /// libffi could not prepare a call interface for the signature.
+    Libffi(String),
+    /// `dlopen` failed.
+    Open { path: String, message: String },
+    /// `dlsym` found no such symbol.
+    Symbol { name: String, message: String },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Parse(e) => write!(f, "bad signature: {e}"),
+            Error::UnsupportedType { index: Some(i), ty } => {
+                write!(f, "`{ty}` cannot be argument {i}")
+            }
+            Error::UnsupportedType { index: None, ty } => {
+                write!(f, "`{ty}` cannot be a return type")
+            }
+            Error::NullTarget => f.write_str("the target function pointer is null"),
+            Error::ArgCount { expected, got } => {
+                write!(f, "expected {expected} arguments, got {got}")
+            }
+            Error::ArgType {
+                index,
+                expected,
+                got,
+            } => write!(f, "argument {index}: expected `{expected}`, got `{got}`"),
+            Error::Libffi(message) => write!(f, "libffi: {message}"),
+            Error::Open { path, message } => write!(f, "cannot open `{path}`: {message}"),
+            Error::Symbol { name, message } => write!(f, "no symbol `{name}`: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Parse(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ParseError> for Error {
+    fn from(e: ParseError) -> Error {
+        Error::Parse(e)
+    }
+}
+
+/// `Result` with jitcall's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

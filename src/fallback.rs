@@ -1,0 +1,151 @@
+//! The libffi tier: one prepared call interface per function.
+
+use std::ffi::c_void;
+
+use libffi::middle::{Cif, Type as FfiType};
+
+use crate::value::widen_return;
+use crate::{BufferView, Error, Result, Signature, Type};
+
+/// A libffi call interface prepared for one signature.
+pub(crate) struct LibffiCall {
+    cif: Cif,
+    args: Box<[Type]>,
+    ret: Type,
+}
+
+// SAFETY: the Cif is built once and only read afterwards (`ffi_call` takes
+// it by pointer but does not modify it), so it may be shared and sent.
+unsafe impl Send for LibffiCall {}
+// SAFETY: as for Send.
+unsafe impl Sync for LibffiCall {}
+
+fn ffi_type(ty: Type) -> FfiType {
+    match ty {
+        Type::Void => FfiType::void(),
+        Type::Bool | Type::U8 => FfiType::u8(),
+        Type::I8 => FfiType::i8(),
+        Type::I16 => FfiType::i16(),
+        Type::U16 => FfiType::u16(),
+        Type::I32 => FfiType::i32(),
+        Type::U32 => FfiType::u32(),
+        Type::I64 => FfiType::i64(),
+        Type::U64 => FfiType::u64(),
+        Type::F32 => FfiType::f32(),
+        Type::F64 => FfiType::f64(),
+        Type::Pointer | Type::Buffer | Type::Function => FfiType::pointer(),
+    }
+}
+
+/// Where a value of `ty` starts inside its 8-byte slot.
+const fn slot_offset(ty: Type) -> usize {
+    let size = match ty {
+        Type::Bool | Type::I8 | Type::U8 => 1,
+        Type::I16 | Type::U16 => 2,
+        Type::I32 | Type::U32 | Type::F32 => 4,
+        _ => 8,
+    };
+    if cfg!(target_endian = "big") {
+        8 - size
+    } else {
+        0
+    }
+}
+
+/// Arguments that fit here are marshalled without allocating.
+const INLINE_ARGS: usize = 16;
+
+impl LibffiCall {
+    /// Prepares the call interface for `sig`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Libffi`] when `ffi_prep_cif` rejects the signature.
+    pub(crate) fn new(sig: &Signature) -> Result<LibffiCall> {
+        let cif = Cif::try_new(sig.args.iter().map(|&t| ffi_type(t)), ffi_type(sig.ret))
+            .map_err(|e| Error::Libffi(format!("{e:?}")))?;
+        Ok(LibffiCall {
+            cif,
+            args: sig.args.clone().into_boxed_slice(),
+            ret: sig.ret,
+        })
+    }
+
+    /// Calls `target` with packed arguments, storing the widened return.
+    ///
+    /// # Safety
+    ///
+    /// `target` must be a function of this call's signature; `args` must
+    /// point to one readable slot per argument (a buffer slot holding null
+    /// or a valid `BufferView` address) and `ret` to a writable slot unless
+    /// the return type is `void`.
+    pub(crate) unsafe fn call_packed(
+        &self,
+        target: *const c_void,
+        args: *const u64,
+        ret: *mut u64,
+    ) {
+        let n = self.args.len();
+        if n <= INLINE_ARGS {
+            let mut data = [0u64; INLINE_ARGS];
+            let mut pointers = [std::ptr::null_mut(); INLINE_ARGS];
+            // SAFETY: forwarded from this function's contract; the arrays
+            // hold `n` entries.
+            unsafe { self.call_with(target, args, ret, &mut data[..n], &mut pointers[..n]) }
+        } else {
+            let mut data = vec![0u64; n];
+            let mut pointers = vec![std::ptr::null_mut(); n];
+            // SAFETY: as above, with `n` entries allocated.
+            unsafe { self.call_with(target, args, ret, &mut data, &mut pointers) }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As [`call_packed`](Self::call_packed); `data` and `pointers` hold one
+    /// entry per argument.
+    unsafe fn call_with(
+        &self,
+        target: *const c_void,
+        args: *const u64,
+        ret: *mut u64,
+        data: &mut [u64],
+        pointers: &mut [*mut c_void],
+    ) {
+        for (i, &ty) in self.args.iter().enumerate() {
+            // SAFETY: the caller provides one readable slot per argument.
+            let slot = unsafe { args.add(i) };
+            pointers[i] = if ty == Type::Buffer {
+                // SAFETY: a buffer slot holds null or a valid view address.
+                let view = unsafe { *slot } as *const BufferView;
+                data[i] = if view.is_null() {
+                    0
+                } else {
+                    // SAFETY: non-null views are valid by the contract.
+                    unsafe { (*view).data as u64 }
+                };
+                &mut data[i] as *mut u64 as *mut c_void
+            } else {
+                // SAFETY: the offset stays within the 8-byte slot.
+                unsafe { slot.cast::<u8>().add(slot_offset(ty)) as *mut c_void }
+            };
+        }
+        // libffi widens integer returns to a full register (ffi_arg).
+        let mut raw: u64 = 0;
+        // SAFETY: the cif matches the signature, `target` has it by the
+        // caller's contract, every argument pointer addresses a value of its
+        // declared type, and `raw` is a register-sized return buffer.
+        unsafe {
+            libffi::raw::ffi_call(
+                self.cif.as_raw_ptr(),
+                Some(std::mem::transmute::<*const c_void, unsafe extern "C" fn()>(target)),
+                &mut raw as *mut u64 as *mut c_void,
+                pointers.as_mut_ptr(),
+            );
+        }
+        if self.ret != Type::Void {
+            // SAFETY: `ret` is writable for non-void returns.
+            unsafe { *ret = widen_return(self.ret, raw) };
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! [`Function`]: a native function bound to a signature, on the JIT tier or
+//! on libffi.
+
+use std::ffi::c_void;
+use std::fmt;
+use std::sync::Arc;
+
+use jitcall_emitters::{emit, emit_bound};
+
+use crate::fallback::LibffiCall;
+use crate::library::LibraryHandle;
+use crate::memory::{CodeBlock, MemoryRefused};
+use crate::probe::{jit_status, JitUnavailable};
+use crate::value::Value;
+use crate::{classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature, Type};
+
+/// The packed entry: `args` points to one 64-bit slot per argument, the
+/// return value is stored to `*ret` (left untouched for `void`).
+pub type PackedFn = unsafe extern "C" fn(args: *const u64, ret: *mut u64);
+
+/// Which path a [`Function`]'s calls take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// A trampoline specialised to the signature.
+    Jit,
+    /// libffi's `ffi_call`, and why the JIT tier was not used.
+    Libffi(Fallback),
+}
+
+/// Why a function runs on libffi.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// The signature breaks a fast-call rule.
+    Ineligible(Ineligible),
+    /// The process cannot use JIT memory (the cached probe said so).
+    JitUnavailable(JitUnavailable),
+    /// This function's own mapping was refused although the probe had
+    /// succeeded (a policy installed later, or resource limits).
+    MemoryRefused(MemoryRefused),
+    /// [`Options::force_libffi`] was set.
+    Forced,
+}
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fallback::Ineligible(rule) => write!(f, "ineligible: {rule}"),
+            Fallback::JitUnavailable(why) => write!(f, "JIT unavailable: {why}"),
+            Fallback::MemoryRefused(refused) => write!(f, "{refused}"),
+            Fallback::Forced => f.write_str("libffi forced by options"),
+        }
+    }
+}
+
+/// How to bind a function.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The fast-call rules; [`Limits::node`] reproduces Node.js's.
+    pub limits: Limits,
+    /// Also emit a receiver entry (V8 fast-API style), available from
+    /// [`Function::receiver_entry`] when the signature is eligible for it.
+    pub receiver_entry: bool,
+    /// Skip the JIT tier: every call goes through libffi.
+    pub force_libffi: bool,
+}
+
+/// The call path of a function.
+enum Path {
+    Jit(PackedFn),
+    Libffi(LibffiCall),
+}
+
+/// A native function bound to a signature.
+///
+/// On the JIT tier it owns a share of the mapping that holds its
+/// trampolines; the mapping is unmapped when the last function placed in it
+/// is dropped. A function bound through a [`Library`](crate::Library) keeps
+/// that library loaded.
+///
+/// # Examples
+///
+/// ```
+/// use jitcall::{Function, Signature, Value};
+///
+/// extern "C" fn add(a: i32, b: i32) -> i32 {
+///     a.wrapping_add(b)
+/// }
+///
+/// let sig: Signature = "(i32, i32) -> i32".parse()?;
+/// // SAFETY: `add` has exactly this signature and lives forever.
+/// let f = unsafe { Function::new(add as *const _, &sig)? };
+/// // SAFETY: the signature is right for `add`.
+/// let sum = unsafe { f.call(&[Value::I32(2), Value::I32(40)])? };
+/// assert_eq!(sum, Value::I32(42));
+///
+/// let (args, mut ret) = ([2u64, 40], 0u64);
+/// // SAFETY: two argument slots and one return slot, as the signature says.
+/// unsafe { f.call_packed(args.as_ptr(), &mut ret) };
+/// assert_eq!(ret, 42);
+/// # Ok::<(), jitcall::Error>(())
+/// ```
+pub struct Function {
+    path: Path,
+    tier: Tier,
+    target: *const c_void,
+    sig: Signature,
+    receiver: Option<*const c_void>,
+    code: Option<Arc<CodeBlock>>,
+    _library: Option<Arc<LibraryHandle>>,
+}
+
+// SAFETY: a Function is immutable after creation: its trampolines live in
+// a read-only executable mapping shared through an Arc, its libffi call
+// interface is only read, and the target is a code address. Calling it from
+// several threads at once is as safe as calling the target itself.
+unsafe impl Send for Function {}
+// SAFETY: as for Send.
+unsafe impl Sync for Function {}
+
+impl fmt::Debug for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Function")
+            .field("target", &self.target)
+            .field("sig", &self.sig.to_string())
+            .field("tier", &self.tier)
+            .field("jit_entry", &self.jit_entry())
+            .field("receiver_entry", &self.receiver)
+            .finish()
+    }
+}
+
+/// Alignment of each trampoline inside a mapping.
+const CODE_ALIGN: usize = 16;
+
+/// A function to bind, as the batch API takes it.
+pub(crate) struct Binding<'a> {
+    pub target: *const c_void,
+    pub sig: &'a Signature,
+}
+
+impl Function {
+    /// Binds `target` to `sig` with the default [`Options`], choosing the
+    /// tier: the JIT tier when the probe allows it and the signature is
+    /// eligible, libffi otherwise ([`tier`](Self::tier) says why).
+    ///
+    /// # Safety
+    ///
+    /// `target` must be the address of a function with the C calling
+    /// convention and exactly this signature, and must stay valid for as
+    /// long as the returned `Function` (and any entry point taken from it)
+    /// is used.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NullTarget`], [`Error::UnsupportedType`] for `void` as an
+    /// argument or `buffer` as the return type, or [`Error::Libffi`] when
+    /// libffi cannot prepare the fallback.
+    pub unsafe fn new(target: *const c_void, sig: &Signature) -> Result<Function> {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Function::with_options(target, sig, &Options::default()) }
+    }
+
+    /// Binds `target` to `sig` with explicit [`Options`].
+    ///
+    /// # Safety
+    ///
+    /// As for [`Function::new`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Function::new`].
+    pub unsafe fn with_options(
+        target: *const c_void,
+        sig: &Signature,
+        options: &Options,
+    ) -> Result<Function> {
+        let mut functions = bind_batch(&[Binding { target, sig }], options, None)?;
+        Ok(functions.remove(0))
+    }
+
+    /// Binds many functions at once, with all their trampolines in one
+    /// mapping and one RW→RX flip: what a runtime does when it binds a
+    /// library's symbol table.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Function::new`], for every pair.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Function::new`]; the first error fails the whole batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jitcall::{Function, Options, Signature};
+    ///
+    /// extern "C" fn neg(x: i64) -> i64 { x.wrapping_neg() }
+    /// extern "C" fn half(x: f64) -> f64 { x / 2.0 }
+    ///
+    /// let (s1, s2) = ("(i64) -> i64".parse::<Signature>()?, "(f64) -> f64".parse::<Signature>()?);
+    /// // SAFETY: each target has the signature it is paired with.
+    /// let fs = unsafe {
+    ///     Function::batch(&[(neg as *const _, &s1), (half as *const _, &s2)], &Options::default())?
+    /// };
+    /// assert_eq!(fs.len(), 2);
+    /// # Ok::<(), jitcall::Error>(())
+    /// ```
+    pub unsafe fn batch(
+        items: &[(*const c_void, &Signature)],
+        options: &Options,
+    ) -> Result<Vec<Function>> {
+        let bindings: Vec<Binding> = items
+            .iter()
+            .map(|&(target, sig)| Binding { target, sig })
+            .collect();
+        bind_batch(&bindings, options, None)
+    }
+
+    /// Which tier this function's calls take, and why not the JIT one.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The signature the function was bound with.
+    pub fn signature(&self) -> &Signature {
+        &self.sig
+    }
+
+    /// The target function's address.
+    pub fn target(&self) -> *const c_void {
+        self.target
+    }
+
+    /// The packed-entry trampoline, a [`PackedFn`], on the JIT tier.
+    ///
+    /// Valid while this `Function` lives.
+    pub fn jit_entry(&self) -> Option<*const c_void> {
+        match self.path {
+            Path::Jit(entry) => Some(entry as *const c_void),
+            Path::Libffi(_) => None,
+        }
+    }
+
+    /// The address range of the code mapping this function's trampolines
+    /// live in (shared with the rest of its batch), on the JIT tier.
+    pub fn code_mapping(&self) -> Option<std::ops::Range<u64>> {
+        self.code
+            .as_ref()
+            .map(|block| block.addr()..block.addr() + block.len() as u64)
+    }
+
+    /// The receiver-entry trampoline, when [`Options::receiver_entry`] asked
+    /// for one, the JIT tier is in use and the signature is eligible for it.
+    ///
+    /// It is `extern "C" fn(receiver, a0, a1, …) -> ret` in the native ABI,
+    /// with 8- and 16-bit integers passed widened to 32 bits and buffers as
+    /// `*const BufferView`. Valid while this `Function` lives.
+    pub fn receiver_entry(&self) -> Option<*const c_void> {
+        self.receiver
+    }
+
+    /// Calls the function with packed arguments: slot `i` of `args` holds
+    /// argument `i` in its low bits (a buffer as the address of a
+    /// [`BufferView`](crate::BufferView)); the return value is stored to
+    /// `*ret` sign- or zero-extended to 64 bits (`f32` in the low 32 bits),
+    /// and `*ret` is untouched for `void`. The same on every tier.
+    ///
+    /// # Safety
+    ///
+    /// `args` must point to one readable `u64` per argument and `ret` to a
+    /// writable `u64` (unless the return type is `void`); buffer slots must
+    /// hold null or the address of a valid `BufferView`; the argument values
+    /// must be valid for the target (pointers it dereferences must be valid).
+    #[inline]
+    pub unsafe fn call_packed(&self, args: *const u64, ret: *mut u64) {
+        match &self.path {
+            // SAFETY: the trampoline implements the packed convention for
+            // this signature; the caller meets its contract.
+            Path::Jit(entry) => unsafe { entry(args, ret) },
+            // SAFETY: forwarded from this function's contract.
+            Path::Libffi(call) => unsafe { call.call_packed(self.target, args, ret) },
+        }
+    }
+
+    /// Calls the function with typed values, checking their count and types
+    /// against the signature first.
+    ///
+    /// # Safety
+    ///
+    /// The values must be valid for the target: pointers and buffers it
+    /// dereferences must be valid for the accesses it makes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ArgCount`] or [`Error::ArgType`] on a mismatch; nothing is
+    /// called then.
+    pub unsafe fn call(&self, args: &[Value]) -> Result<Value> {
+        if args.len() != self.sig.args.len() {
+            return Err(Error::ArgCount {
+                expected: self.sig.args.len(),
+                got: args.len(),
+            });
+        }
+        for (index, (value, &expected)) in args.iter().zip(&self.sig.args).enumerate() {
+            if value.ty() != expected {
+                return Err(Error::ArgType {
+                    index,
+                    expected,
+                    got: value.ty(),
+                });
+            }
+        }
+        let slots: Vec<u64> = args.iter().map(Value::as_slot).collect();
+        let mut ret = 0u64;
+        // SAFETY: one slot per argument, each of the declared type (buffer
+        // slots address views inside `args`, alive for the call); the
+        // caller vouches for the values.
+        unsafe { self.call_packed(slots.as_ptr(), &mut ret) };
+        Ok(Value::from_slot(self.sig.ret, ret))
+    }
+}
+
+/// Rejects what no tier can pass.
+fn check_types(sig: &Signature) -> Result<()> {
+    if let Some(index) = sig.args.iter().position(|&t| t == Type::Void) {
+        return Err(Error::UnsupportedType {
+            index: Some(index),
+            ty: Type::Void,
+        });
+    }
+    if sig.ret == Type::Buffer {
+        return Err(Error::UnsupportedType {
+            index: None,
+            ty: Type::Buffer,
+        });
+    }
+    Ok(())
+}
+
+/// The tier plan for one binding before code is placed.
+struct Planned {
+    packed: std::result::Result<Plan, Fallback>,
+    receiver: Option<Plan>,
+}
+
+/// Binds a batch: classifies every signature, emits the eligible ones into
+/// one mapping, and prepares libffi for the rest.
+pub(crate) fn bind_batch(
+    bindings: &[Binding],
+    options: &Options,
+    library: Option<&Arc<LibraryHandle>>,
+) -> Result<Vec<Function>> {
+    for b in bindings {
+        if b.target.is_null() {
+            return Err(Error::NullTarget);
+        }
+        check_types(b.sig)?;
+    }
+    let jit = if options.force_libffi {
+        Err(Fallback::Forced)
+    } else {
+        jit_status()
+            .map_err(Fallback::JitUnavailable)
+            .and_then(|()| {
+                Abi::host().ok_or(Fallback::JitUnavailable(JitUnavailable::UnsupportedAbi))
+            })
+    };
+    let mut planned: Vec<Planned> = bindings
+        .iter()
+        .map(|b| {
+            let packed = jit.and_then(|abi| {
+                classify(b.sig, abi, Entry::Packed, &options.limits).map_err(Fallback::Ineligible)
+            });
+            let receiver = match (&packed, options.receiver_entry) {
+                (Ok(plan), true) => {
+                    classify(b.sig, plan.abi, Entry::Receiver, &options.limits).ok()
+                }
+                _ => None,
+            };
+            Planned { packed, receiver }
+        })
+        .collect();
+
+    // Every plan to place, with its target, in placement order.
+    let pieces: Vec<(&Plan, u64)> = planned
+        .iter()
+        .zip(bindings)
+        .flat_map(|(p, b)| {
+            let target = b.target as u64;
+            p.packed
+                .as_ref()
+                .ok()
+                .into_iter()
+                .chain(&p.receiver)
+                .map(move |plan| (plan, target))
+        })
+        .collect();
+    let mut entries = Vec::with_capacity(pieces.len());
+    let code = if pieces.is_empty() {
+        None
+    } else {
+        let bound: usize = pieces
+            .iter()
+            .map(|(plan, _)| emit_bound(plan).next_multiple_of(CODE_ALIGN))
+            .sum();
+        let block = CodeBlock::build(bound, |base, bytes| {
+            let mut at = 0;
+            for (plan, target) in &pieces {
+                let code = emit(plan, base + at as u64, *target);
+                bytes[at..at + code.len()].copy_from_slice(&code);
+                entries.push(base + at as u64);
+                at = (at + code.len()).next_multiple_of(CODE_ALIGN);
+            }
+        });
+        match block {
+            Ok(block) => Some(Arc::new(block)),
+            Err(refused) => {
+                for p in &mut planned {
+                    if p.packed.is_ok() {
+                        p.packed = Err(Fallback::MemoryRefused(refused));
+                    }
+                    p.receiver = None;
+                }
+                None
+            }
+        }
+    };
+
+    let mut entries = entries.into_iter();
+    planned
+        .into_iter()
+        .zip(bindings)
+        .map(|(p, b)| {
+            let jit = p.packed.is_ok();
+            let (path, tier) = match p.packed {
+                Ok(_) => {
+                    let entry = entries.next().expect("one entry per placed plan");
+                    // SAFETY: `entry` is the start of a packed-entry
+                    // trampoline in the executable block kept by `code`.
+                    let entry = unsafe { std::mem::transmute::<u64, PackedFn>(entry) };
+                    (Path::Jit(entry), Tier::Jit)
+                }
+                Err(why) => (Path::Libffi(LibffiCall::new(b.sig)?), Tier::Libffi(why)),
+            };
+            let receiver = p
+                .receiver
+                .map(|_| entries.next().expect("one entry per placed plan") as *const c_void);
+            Ok(Function {
+                path,
+                tier,
+                target: b.target,
+                sig: b.sig.clone(),
+                receiver,
+                code: if jit { code.clone() } else { None },
+                _library: library.cloned(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,107 @@
+//! Typed values for the checked [`Function::call`](crate::Function::call)
+//! path, and the slot encoding they share with the packed entry.
+
+use std::ffi::c_void;
+
+use crate::{BufferView, Type};
+
+/// A value of one of the signature [`Type`]s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    Void,
+    Bool(bool),
+    I8(i8),
+    U8(u8),
+    I16(i16),
+    U16(u16),
+    I32(i32),
+    U32(u32),
+    I64(i64),
+    U64(u64),
+    F32(f32),
+    F64(f64),
+    Pointer(*mut c_void),
+    /// A buffer argument: the target receives `data`.
+    Buffer(BufferView),
+    Function(*const c_void),
+}
+
+impl Value {
+    /// The type this value has.
+    pub fn ty(&self) -> Type {
+        match self {
+            Value::Void => Type::Void,
+            Value::Bool(_) => Type::Bool,
+            Value::I8(_) => Type::I8,
+            Value::U8(_) => Type::U8,
+            Value::I16(_) => Type::I16,
+            Value::U16(_) => Type::U16,
+            Value::I32(_) => Type::I32,
+            Value::U32(_) => Type::U32,
+            Value::I64(_) => Type::I64,
+            Value::U64(_) => Type::U64,
+            Value::F32(_) => Type::F32,
+            Value::F64(_) => Type::F64,
+            Value::Pointer(_) => Type::Pointer,
+            Value::Buffer(_) => Type::Buffer,
+            Value::Function(_) => Type::Function,
+        }
+    }
+
+    /// The packed-slot encoding of this value. A buffer's slot holds the
+    /// address of its view, so the value must stay in place for the call.
+    pub(crate) fn as_slot(&self) -> u64 {
+        match *self {
+            Value::Void => 0,
+            Value::Bool(b) => u64::from(b),
+            Value::I8(v) => v as i64 as u64,
+            Value::U8(v) => u64::from(v),
+            Value::I16(v) => v as i64 as u64,
+            Value::U16(v) => u64::from(v),
+            Value::I32(v) => v as i64 as u64,
+            Value::U32(v) => u64::from(v),
+            Value::I64(v) => v as u64,
+            Value::U64(v) => v,
+            Value::F32(v) => u64::from(v.to_bits()),
+            Value::F64(v) => v.to_bits(),
+            Value::Pointer(p) => p as u64,
+            Value::Buffer(ref view) => view as *const BufferView as u64,
+            Value::Function(p) => p as u64,
+        }
+    }
+
+    /// Decodes a return slot of type `ty`, reading only the declared width.
+    pub(crate) fn from_slot(ty: Type, slot: u64) -> Value {
+        match ty {
+            Type::Void => Value::Void,
+            Type::Bool => Value::Bool(slot as u8 != 0),
+            Type::I8 => Value::I8(slot as i8),
+            Type::U8 => Value::U8(slot as u8),
+            Type::I16 => Value::I16(slot as i16),
+            Type::U16 => Value::U16(slot as u16),
+            Type::I32 => Value::I32(slot as i32),
+            Type::U32 => Value::U32(slot as u32),
+            Type::I64 => Value::I64(slot as i64),
+            Type::U64 => Value::U64(slot),
+            Type::F32 => Value::F32(f32::from_bits(slot as u32)),
+            Type::F64 => Value::F64(f64::from_bits(slot)),
+            Type::Pointer | Type::Buffer => Value::Pointer(slot as *mut c_void),
+            Type::Function => Value::Function(slot as *const c_void),
+        }
+    }
+}
+
+/// Widens a raw return register value of type `ty` the way the packed entry
+/// stores it: integers sign- or zero-extended from their declared width,
+/// `f32` bits in the low 32 bits with the upper 32 clear.
+pub(crate) fn widen_return(ty: Type, raw: u64) -> u64 {
+    match ty {
+        Type::Bool | Type::U8 => u64::from(raw as u8),
+        Type::I8 => raw as i8 as i64 as u64,
+        Type::I16 => raw as i16 as i64 as u64,
+        Type::U16 => u64::from(raw as u16),
+        Type::I32 => raw as i32 as i64 as u64,
+        Type::U32 | Type::F32 => u64::from(raw as u32),
+        _ => raw,
+    }
+}
