@@ -1,0 +1,376 @@
+//! Differential tests: every callee is called directly through a typed
+//! function pointer, through the JIT tier (packed and receiver entries) and
+//! through libffi, with edge values, and all results must agree bit for bit.
+//!
+//! Run with `JITCALL_DISABLE_JIT=1` the same tests check that every
+//! function lands on libffi with that reason and still agrees.
+
+use std::ffi::c_void;
+
+use jitcall::{BufferView, Fallback, Function, JitUnavailable, Options, Tier, Type, Value};
+use jitcall_fixtures::{c, echo_shapes, edge_slots, many_arg_shapes, Shape};
+
+/// What a `void` call must leave in the return slot.
+const UNTOUCHED: u64 = 0x5a5a_5a5a_5a5a_5a5a;
+
+fn jit_disabled_by_env() -> bool {
+    std::env::var_os("JITCALL_DISABLE_JIT").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Binds `shape` on the default tier and checks the tier is the one this
+/// process must get: JIT, unless `JITCALL_DISABLE_JIT` is set.
+fn bind(shape: &Shape, options: &Options) -> Function {
+    // SAFETY: each shape's target has the shape's signature.
+    let f = unsafe { Function::with_options(shape.target, &shape.sig, options) }.unwrap();
+    let want = if jit_disabled_by_env() {
+        Tier::Libffi(Fallback::JitUnavailable(JitUnavailable::DisabledByEnv))
+    } else {
+        Tier::Jit
+    };
+    assert_eq!(f.tier(), want, "{}: {}", shape.name, shape.sig);
+    f
+}
+
+fn bind_libffi(shape: &Shape) -> Function {
+    let options = Options {
+        force_libffi: true,
+        ..Options::default()
+    };
+    // SAFETY: as in `bind`.
+    let f = unsafe { Function::with_options(shape.target, &shape.sig, &options) }.unwrap();
+    assert_eq!(f.tier(), Tier::Libffi(Fallback::Forced));
+    f
+}
+
+fn call_packed(f: &Function, slots: &[u64]) -> Option<u64> {
+    let mut ret = UNTOUCHED;
+    // SAFETY: one slot per argument, each readable at its type's width.
+    unsafe { f.call_packed(slots.as_ptr(), &mut ret) };
+    if f.signature().ret == Type::Void {
+        assert_eq!(ret, UNTOUCHED, "a void call wrote the return slot");
+        None
+    } else {
+        Some(ret)
+    }
+}
+
+/// Argument vectors for a shape: edge values of each argument's type,
+/// rotated so that every edge value of every argument appears, then
+/// pseudo-random full-width slots (fixed seed).
+fn argument_vectors(sig: &jitcall::Signature) -> Vec<Vec<u64>> {
+    let edges: Vec<Vec<u64>> = sig.args.iter().map(|&t| edge_slots(t)).collect();
+    let rounds = edges.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut vectors: Vec<Vec<u64>> = (0..rounds)
+        .map(|k| {
+            edges
+                .iter()
+                .enumerate()
+                .map(|(i, e)| e[(k + i) % e.len()])
+                .collect()
+        })
+        .collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..32 {
+        vectors.push(
+            sig.args
+                .iter()
+                .map(|&ty| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // A bool's byte holds 0 or 1; the bits above are free.
+                    if ty == Type::Bool {
+                        state & !0xfe
+                    } else {
+                        state
+                    }
+                })
+                .collect(),
+        );
+    }
+    vectors
+}
+
+fn run_differential(shapes: &[Shape]) -> usize {
+    let mut checked = 0;
+    let receiver = Options {
+        receiver_entry: true,
+        ..Options::default()
+    };
+    for shape in shapes {
+        let jit = bind(shape, &receiver);
+        let ffi = bind_libffi(shape);
+        let entry = jit.receiver_entry();
+        assert_eq!(
+            entry.is_some(),
+            !jit_disabled_by_env(),
+            "{}: receiver entry on the JIT tier only",
+            shape.name
+        );
+        for slots in argument_vectors(&shape.sig) {
+            let direct = (shape.direct)(&slots);
+            let context = || format!("{} {} with {:x?}", shape.name, shape.sig, slots);
+            assert_eq!(
+                call_packed(&jit, &slots),
+                direct,
+                "default tier: {}",
+                context()
+            );
+            assert_eq!(call_packed(&ffi, &slots), direct, "libffi: {}", context());
+            if let Some(entry) = entry {
+                // SAFETY: `entry` is the receiver entry for this signature.
+                let got = unsafe { (shape.receiver)(entry, &slots) };
+                assert_eq!(got, direct, "receiver entry: {}", context());
+            }
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[test]
+fn every_type_as_argument_and_return_on_c_callees() {
+    let n = run_differential(&echo_shapes());
+    println!("{n} argument vectors agreed");
+}
+
+#[test]
+fn shapes_from_0_to_16_arguments_on_c_and_rust_callees() {
+    let n = run_differential(&many_arg_shapes());
+    println!("{n} argument vectors agreed");
+}
+
+#[test]
+fn buffers_pass_their_data_and_null_views_pass_null() {
+    let sig = "(buffer, u64) -> u64".parse().unwrap();
+    let options = Options {
+        receiver_entry: true,
+        ..Options::default()
+    };
+    let target = c::jf_buffer_sum as *const c_void;
+    // SAFETY: jf_buffer_sum takes (const uint8_t *, uint64_t) -> uint64_t,
+    // and a buffer passes its data pointer.
+    let jit = unsafe { Function::with_options(target, &sig, &options) }.unwrap();
+    let ffi = unsafe {
+        Function::with_options(
+            target,
+            &sig,
+            &Options {
+                force_libffi: true,
+                ..options
+            },
+        )
+    }
+    .unwrap();
+    let mut bytes = [1u8, 2, 3, 250, 7];
+    let view = BufferView {
+        data: bytes.as_mut_ptr(),
+        len: bytes.len(),
+    };
+    let null_data = BufferView {
+        data: std::ptr::null_mut(),
+        len: 0,
+    };
+    let cases: [(*const BufferView, u64, u64); 4] = [
+        (&view, 5, 263),
+        (&view, 3, 6),
+        (&null_data, 0, u64::MAX),
+        (std::ptr::null(), 9, u64::MAX),
+    ];
+    for (view_ptr, len, want) in cases {
+        let slots = [view_ptr as u64, len];
+        for f in [&jit, &ffi] {
+            assert_eq!(call_packed(f, &slots), Some(want), "{:?}", f.tier());
+        }
+        if let Some(entry) = jit.receiver_entry() {
+            // SAFETY: the receiver entry of (buffer, u64) -> u64 takes
+            // (receiver, *const BufferView, u64) -> u64.
+            let f: extern "C" fn(*const c_void, *const BufferView, u64) -> u64 =
+                unsafe { std::mem::transmute(entry) };
+            assert_eq!(f(std::ptr::null(), view_ptr, len), want);
+        }
+        // The checked path passes the view too.
+        if !view_ptr.is_null() {
+            // SAFETY: the view and its bytes are valid for the call.
+            let got = unsafe { jit.call(&[Value::Buffer(*view_ptr), Value::U64(len)]) };
+            assert_eq!(got, Ok(Value::U64(want)));
+        }
+    }
+}
+
+#[test]
+fn checked_calls_agree_and_reject_mismatches() {
+    let sig = "(i8, f32, pointer) -> i16".parse().unwrap();
+    extern "C" fn target(a: i8, b: f32, c: *mut c_void) -> i16 {
+        (i16::from(a) * 3)
+            .wrapping_add(b as i16)
+            .wrapping_add(c as usize as i16)
+    }
+    // SAFETY: `target` has this signature.
+    let f = unsafe { Function::new(target as *const c_void, &sig) }.unwrap();
+    let args = [
+        Value::I8(-128),
+        Value::F32(-2.5),
+        Value::Pointer(7 as *mut c_void),
+    ];
+    // SAFETY: the pointer is never dereferenced.
+    let got = unsafe { f.call(&args) }.unwrap();
+    assert_eq!(got, Value::I16(target(-128, -2.5, 7 as *mut c_void)));
+    // SAFETY: mismatches are rejected before any call.
+    unsafe {
+        assert_eq!(
+            f.call(&args[..2]),
+            Err(jitcall::Error::ArgCount {
+                expected: 3,
+                got: 2
+            })
+        );
+        assert_eq!(
+            f.call(&[
+                Value::I8(1),
+                Value::F64(1.0),
+                Value::Pointer(std::ptr::null_mut())
+            ]),
+            Err(jitcall::Error::ArgType {
+                index: 1,
+                expected: Type::F32,
+                got: Type::F64
+            })
+        );
+    }
+}
+
+#[test]
+fn bad_bindings_are_errors() {
+    let sig = "(i32) -> i32".parse().unwrap();
+    // SAFETY: a null target is rejected before anything is emitted.
+    let err = unsafe { Function::new(std::ptr::null(), &sig) }.unwrap_err();
+    assert_eq!(err, jitcall::Error::NullTarget);
+    let void_arg = jitcall::Signature::new([Type::Void], Type::Void);
+    // SAFETY: rejected before any use of the target.
+    let err = unsafe { Function::new(c::jf_echo_i32 as *const c_void, &void_arg) }.unwrap_err();
+    assert_eq!(
+        err,
+        jitcall::Error::UnsupportedType {
+            index: Some(0),
+            ty: Type::Void
+        }
+    );
+}
+
+#[test]
+fn ineligible_signatures_fall_back_with_their_rule() {
+    if jit_disabled_by_env() {
+        println!("JITCALL_DISABLE_JIT is set: every function is on libffi for that reason");
+        return;
+    }
+    let options = Options {
+        limits: jitcall::Limits::node(),
+        ..Options::default()
+    };
+    for shape in many_arg_shapes() {
+        let abi = jitcall::Abi::host().expect("a supported host");
+        let rule = jitcall::classify(&shape.sig, abi, jitcall::Entry::Packed, &options.limits);
+        // SAFETY: the target has the shape's signature.
+        let f = unsafe { Function::with_options(shape.target, &shape.sig, &options) }.unwrap();
+        match rule {
+            Ok(_) => assert_eq!(f.tier(), Tier::Jit, "{}", shape.name),
+            Err(rule) => assert_eq!(
+                f.tier(),
+                Tier::Libffi(Fallback::Ineligible(rule)),
+                "{}",
+                shape.name
+            ),
+        }
+        for slots in argument_vectors(&shape.sig).into_iter().take(4) {
+            assert_eq!(
+                call_packed(&f, &slots),
+                (shape.direct)(&slots),
+                "{}",
+                shape.name
+            );
+        }
+    }
+}
+
+/// The 32-bit image of a narrow slot as the ABI rule wants it in a
+/// register: the declared width, sign- or zero-extended.
+fn extended_to_32(ty: Type, slot: u64) -> u32 {
+    match ty {
+        Type::I8 => slot as i8 as i32 as u32,
+        Type::I16 => slot as i16 as i32 as u32,
+        Type::U8 | Type::Bool => u32::from(slot as u8),
+        Type::U16 => u32::from(slot as u16),
+        _ => unreachable!("narrow types only"),
+    }
+}
+
+#[test]
+fn narrow_arguments_arrive_extended_to_32_bits() {
+    let abi = jitcall::Abi::host().expect("a supported host");
+    let narrow = [Type::I8, Type::U8, Type::I16, Type::U16, Type::Bool];
+    let options = Options {
+        receiver_entry: true,
+        ..Options::default()
+    };
+    let mut checked = 0;
+    for ty in narrow {
+        // Once in the first register, once in the first stack slot.
+        let on_stack = [Type::I64].repeat(abi.gp_regs());
+        for (fixture, leading) in [
+            (c::jf_raw_reg0 as *const c_void, vec![]),
+            (c::jf_raw_stack0 as *const c_void, on_stack),
+        ] {
+            let mut args = leading.clone();
+            args.push(ty);
+            let sig = jitcall::Signature::new(args, Type::U32);
+            // SAFETY: the fixtures read one 32-bit register or stack slot
+            // and return it; any integer arguments are fine.
+            let f = unsafe { Function::with_options(fixture, &sig, &options) }.unwrap();
+            for value in edge_slots(ty) {
+                let mut slots = vec![0u64; leading.len()];
+                slots.push(value);
+                let want = u64::from(extended_to_32(ty, value));
+                assert_eq!(
+                    call_packed(&f, &slots),
+                    Some(want),
+                    "{sig} packed, slot {value:#x}"
+                );
+                checked += 1;
+            }
+        }
+        // The receiver entry gets narrow values widened to 32 bits, maybe
+        // out of range for the type, and must re-narrow them.
+        let sig = jitcall::Signature::new([ty], Type::U32);
+        // SAFETY: as above.
+        let f = unsafe { Function::with_options(c::jf_raw_reg0 as *const c_void, &sig, &options) }
+            .unwrap();
+        if let Some(entry) = f.receiver_entry() {
+            // SAFETY: a receiver entry of (narrow) -> u32 takes
+            // (receiver, 32-bit integer) -> u32.
+            let call: extern "C" fn(*const c_void, u32) -> u32 =
+                unsafe { std::mem::transmute(entry) };
+            for wide in [
+                0u32,
+                1,
+                0x7f,
+                0x80,
+                0xff,
+                0x1ff,
+                0x8000,
+                0xffff,
+                0x1_2345,
+                0xffff_fffe,
+            ] {
+                let want = extended_to_32(ty, u64::from(wide));
+                assert_eq!(
+                    call(std::ptr::null(), wide),
+                    want,
+                    "{sig} receiver, {wide:#x}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} narrow arguments checked");
+}
