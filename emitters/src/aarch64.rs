@@ -421,3 +421,407 @@ fn store_return(ops: &mut Assembler, ret: Type) {
         ; str x0, [x1]
     );
 }
+
+#[cfg(all(test, feature = "disasm"))]
+mod tests {
+    use super::*;
+    use crate::disasm::disassemble;
+    use crate::{classify, Limits, Signature};
+
+    const NEAR: u64 = 0x20_0000;
+    const FAR: u64 = 0x7f12_3456_789a;
+
+    fn plan(sig: &str, entry: Entry) -> Plan {
+        let sig: Signature = sig.parse().unwrap();
+        let limits = Limits {
+            max_args: MAX_ARGS + 1,
+            ..Limits::default()
+        };
+        classify(&sig, Abi::Aapcs64, entry, &limits).unwrap()
+    }
+
+    /// The instructions of the trampoline, as text, without offsets and bytes.
+    fn listing_of(plan: &Plan, target: u64) -> Vec<String> {
+        let code = emit(plan, 0x10_0000, target);
+        assert_eq!(code.len() % 4, 0);
+        disassemble(Abi::Aapcs64, &code, 0x10_0000)
+            .iter()
+            .map(|line| {
+                let (_, rest) = line.split_once(": ").unwrap();
+                let (_, text) = rest.trim_start().split_once(' ').unwrap();
+                text.trim().to_string()
+            })
+            .collect()
+    }
+
+    fn listing(sig: &str, entry: Entry) -> Vec<String> {
+        listing_of(&plan(sig, entry), NEAR)
+    }
+
+    fn contains(listing: &[String], insn: &str) -> bool {
+        listing.iter().any(|l| l == insn)
+    }
+
+    /// Signatures covering every argument type, register and stack
+    /// arguments, and every return type.
+    const SIGNATURES: &[&str] = &[
+        "() -> void",
+        "(i8) -> i8",
+        "(i32, i32) -> i32",
+        "(bool, u8, i16, u16, u32) -> u32",
+        "(f32, f64, i32) -> f32",
+        "(buffer, pointer, function) -> f64",
+        "(i64, i64, i64, i64, i64, i64, i64, i64, i8, buffer, f32) -> bool",
+        "(f64, f64, f64, f64, f64, f64, f64, f64, f64, f32, u16) -> u16",
+        "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> void",
+        "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> i16",
+        "(u64, u64, u64, u64, u64, u64, u64, buffer, buffer, f64) -> u64",
+    ];
+
+    fn every_listing() -> Vec<(String, Vec<String>)> {
+        let mut all = Vec::new();
+        for sig in SIGNATURES {
+            for entry in Entry::ALL {
+                all.push((format!("{entry} {sig}"), listing(sig, entry)));
+            }
+        }
+        all
+    }
+
+    /// The immediate of an instruction's last `#` operand.
+    fn immediate(insn: &str) -> u64 {
+        let imm = insn.rsplit('#').next().unwrap();
+        let imm = imm.trim_end_matches(['!', ']']);
+        let (negative, imm) = match imm.strip_prefix('-') {
+            Some(imm) => (true, imm),
+            None => (false, imm),
+        };
+        let value = match imm.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
+            None => imm.parse().unwrap(),
+        };
+        assert!(!negative || value > 0);
+        value
+    }
+
+    #[test]
+    fn packed_i8_is_loaded_with_ldrsb_and_returned_with_sxtb() {
+        let code = listing("(i8) -> i8", Entry::Packed);
+        assert!(contains(&code, "ldrsb w0, [x17]"), "{code:#?}");
+        assert!(contains(&code, "sxtb x0, w0"), "{code:#?}");
+        assert!(contains(&code, "str x0, [x1]"), "{code:#?}");
+    }
+
+    #[test]
+    fn packed_loads_read_only_the_declared_width() {
+        let cases = [
+            ("i8", "ldrsb w0, [x17]"),
+            ("u8", "ldrb w0, [x17]"),
+            ("bool", "ldrb w0, [x17]"),
+            ("i16", "ldrsh w0, [x17]"),
+            ("u16", "ldrh w0, [x17]"),
+            ("i32", "ldr w0, [x17]"),
+            ("u32", "ldr w0, [x17]"),
+            ("i64", "ldr x0, [x17]"),
+            ("pointer", "ldr x0, [x17]"),
+            ("function", "ldr x0, [x17]"),
+            ("f32", "ldr s0, [x17]"),
+            ("f64", "ldr d0, [x17]"),
+        ];
+        for (ty, load) in cases {
+            let code = listing(&format!("({ty}) -> void"), Entry::Packed);
+            assert!(contains(&code, load), "{ty}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn packed_return_is_extended_to_64_bits_before_the_store() {
+        let cases = [
+            ("i8", &["sxtb x0, w0", "str x0, [x1]"][..]),
+            ("u8", &["uxtb w0, w0", "str x0, [x1]"]),
+            ("bool", &["uxtb w0, w0", "str x0, [x1]"]),
+            ("i16", &["sxth x0, w0", "str x0, [x1]"]),
+            ("u16", &["uxth w0, w0", "str x0, [x1]"]),
+            ("i32", &["sxtw x0, w0", "str x0, [x1]"]),
+            ("u32", &["mov w0, w0", "str x0, [x1]"]),
+            ("u64", &["str x0, [x1]"]),
+            ("pointer", &["str x0, [x1]"]),
+            ("f32", &["fmov w0, s0", "str x0, [x1]"]),
+            ("f64", &["str d0, [x1]"]),
+        ];
+        for (ty, tail) in cases {
+            let code = listing(&format!("() -> {ty}"), Entry::Packed);
+            let at = code.iter().position(|l| l == "blr x16").unwrap();
+            // The `ret` pointer comes back from the frame, then the store.
+            assert_eq!(code[at + 1], "ldr x1, [x29, #0x10]", "{ty}: {code:#?}");
+            assert_eq!(code[at + 2..at + 2 + tail.len()], *tail, "{ty}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn packed_void_leaves_the_return_slot_alone() {
+        let code = listing("(i32) -> void", Entry::Packed);
+        assert!(!code.iter().any(|l| l.contains("x1]")), "{code:#?}");
+    }
+
+    #[test]
+    fn packed_saves_ret_and_args_before_loading_x0_and_x1() {
+        let code = listing("(u64, u64, u64) -> u64", Entry::Packed);
+        let save_ret = code
+            .iter()
+            .position(|l| l == "str x1, [x29, #0x10]")
+            .unwrap();
+        let save_args = code.iter().position(|l| l == "mov x17, x0").unwrap();
+        let load_x0 = code.iter().position(|l| l == "ldr x0, [x17]").unwrap();
+        let load_x1 = code
+            .iter()
+            .position(|l| l == "ldr x1, [x17, #0x8]")
+            .unwrap();
+        assert!(save_ret < load_x1 && save_args < load_x0, "{code:#?}");
+        assert!(contains(&code, "ldr x2, [x17, #0x10]"), "{code:#?}");
+    }
+
+    #[test]
+    fn packed_stack_arguments_go_below_the_frame_at_sp() {
+        let code = listing(
+            "(i64, i64, i64, i64, i64, i64, i64, i64, i8, f32, f64, f64, f64, f64, f64, f64, f64, f64, f64) -> void",
+            Entry::Packed,
+        );
+        // Three stack slots (i8, and the ninth and tenth float) in 32 bytes.
+        assert!(contains(&code, "sub sp, sp, #0x20"), "{code:#?}");
+        assert!(contains(&code, "ldrsb w16, [x17, #0x40]"), "{code:#?}");
+        assert!(contains(&code, "str x16, [sp]"), "{code:#?}");
+        assert!(contains(&code, "ldr d16, [x17, #0x88]"), "{code:#?}");
+        assert!(contains(&code, "str d16, [sp, #0x8]"), "{code:#?}");
+        assert!(contains(&code, "str d16, [sp, #0x10]"), "{code:#?}");
+        assert!(contains(&code, "mov sp, x29"), "{code:#?}");
+    }
+
+    #[test]
+    fn buffer_view_is_replaced_by_its_data_unless_null() {
+        for entry in Entry::ALL {
+            let code = listing("(buffer) -> void", entry);
+            let at = code.iter().position(|l| l == "cbz x0, $+0x8").unwrap();
+            // The branch skips exactly the load of `data`.
+            assert_eq!(code[at + 1], "ldr x0, [x0]", "{entry}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn receiver_tail_call_has_no_frame_and_ends_with_br() {
+        let code = listing("(i32, f64, pointer) -> i32", Entry::Receiver);
+        assert_eq!(code.last().unwrap(), "br x16", "{code:#?}");
+        assert!(!code.iter().any(|l| l.starts_with("stp")), "{code:#?}");
+        assert!(!code.iter().any(|l| l.contains("sp")), "{code:#?}");
+        assert!(!contains(&code, "blr x16") && !contains(&code, "ret"));
+        // Drops the receiver; the float stays in d0.
+        assert_eq!(code[..2], ["mov w0, w1", "mov x1, x2"], "{code:#?}");
+    }
+
+    #[test]
+    fn receiver_renarrows_narrow_arguments() {
+        let code = listing("(i8, u8, i16, u16, bool) -> void", Entry::Receiver);
+        assert_eq!(
+            code,
+            [
+                "sxtb w0, w1",
+                "uxtb w1, w2",
+                "sxth w2, w3",
+                "uxth w3, w4",
+                "uxtb w4, w5",
+                "mov x16, #0x200000",
+                "br x16",
+            ],
+        );
+    }
+
+    #[test]
+    fn receiver_narrow_return_is_narrowed_after_the_call() {
+        for (ty, narrow) in [
+            ("i8", "sxtb w0, w0"),
+            ("u8", "uxtb w0, w0"),
+            ("bool", "uxtb w0, w0"),
+            ("i16", "sxth w0, w0"),
+            ("u16", "uxth w0, w0"),
+        ] {
+            let code = listing(&format!("(i32) -> {ty}"), Entry::Receiver);
+            let at = code.iter().position(|l| l == "blr x16").unwrap();
+            assert_eq!(code[at + 1], narrow, "{ty}: {code:#?}");
+            assert_eq!(code.last().unwrap(), "ret", "{ty}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn receiver_stack_arguments_move_down_in_place_when_tail_calling() {
+        let code = listing(
+            "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> void",
+            Entry::Receiver,
+        );
+        let moves = [
+            "ldr w7, [sp]",
+            "ldrsh w16, [sp, #0x8]",
+            "str x16, [sp]",
+            "ldrsb w16, [sp, #0x10]",
+            "str x16, [sp, #0x8]",
+        ];
+        let at = code.iter().position(|l| l == moves[0]).unwrap();
+        assert_eq!(code[at..at + moves.len()], moves, "{code:#?}");
+    }
+
+    #[test]
+    fn receiver_stack_arguments_are_read_above_the_frame_when_calling() {
+        let code = listing(
+            "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> u8",
+            Entry::Receiver,
+        );
+        assert!(contains(&code, "sub sp, sp, #0x10"), "{code:#?}");
+        assert!(contains(&code, "ldr w7, [x29, #0x10]"), "{code:#?}");
+        assert!(contains(&code, "ldrsh w16, [x29, #0x18]"), "{code:#?}");
+        assert!(contains(&code, "ldrsb w16, [x29, #0x20]"), "{code:#?}");
+    }
+
+    #[test]
+    fn every_call_has_a_balanced_frame() {
+        for (name, code) in every_listing() {
+            if !contains(&code, "blr x16") {
+                assert_eq!(code.last().unwrap(), "br x16", "{name}: {code:#?}");
+                continue;
+            }
+            // stp x29, x30, [sp, #-N]! ; mov x29, sp … ldp x29, x30, [sp], #N ; ret
+            assert!(
+                code[0].starts_with("stp x29, x30, [sp, #-"),
+                "{name}: {code:#?}"
+            );
+            assert!(code[0].ends_with("]!"), "{name}: {code:#?}");
+            assert_eq!(code[1], "mov x29, sp", "{name}: {code:#?}");
+            let n = code.len();
+            assert_eq!(code[n - 1], "ret", "{name}: {code:#?}");
+            assert!(
+                code[n - 2].starts_with("ldp x29, x30, [sp], #"),
+                "{name}: {code:#?}"
+            );
+            assert_eq!(
+                immediate(&code[0]),
+                immediate(&code[n - 2]),
+                "{name}: {code:#?}"
+            );
+            // An outgoing area reserved below the record is given back.
+            let reserves = code.iter().any(|l| l.starts_with("sub sp, sp"));
+            assert_eq!(reserves, code[n - 3] == "mov sp, x29", "{name}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn sp_moves_in_multiples_of_16() {
+        for (name, code) in every_listing() {
+            for insn in &code {
+                let moves_sp = insn.starts_with("sub sp, sp, ")
+                    || insn.starts_with("add sp, sp, ")
+                    || insn.ends_with("]!") && insn.contains("[sp,")
+                    || insn.contains("[sp], ");
+                if moves_sp {
+                    assert_eq!(immediate(insn) % 16, 0, "{name}: {insn}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn outgoing_area_covers_the_stack_arguments() {
+        for sig in SIGNATURES {
+            for entry in Entry::ALL {
+                let plan = plan(sig, entry);
+                let code = listing_of(&plan, NEAR);
+                let reserved = code
+                    .iter()
+                    .find(|l| l.starts_with("sub sp, sp, "))
+                    .map_or(0, |l| immediate(l));
+                if plan.tail_calls() {
+                    // The caller's own stack arguments are reused in place.
+                    assert_eq!(reserved, 0, "{sig}");
+                } else {
+                    assert!(reserved >= u64::from(plan.stack_bytes), "{sig}");
+                    assert!(reserved < u64::from(plan.stack_bytes) + 16, "{sig}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn callee_saved_and_platform_registers_are_never_touched() {
+        let forbidden: Vec<String> = (18..=28)
+            .flat_map(|n| [format!("x{n}"), format!("w{n}")])
+            .chain((8..=15).flat_map(|n| [format!("d{n}"), format!("s{n}"), format!("v{n}")]))
+            .collect();
+        for (name, code) in every_listing() {
+            for insn in &code {
+                for token in insn.split(|c: char| !c.is_ascii_alphanumeric()) {
+                    assert!(!forbidden.iter().any(|f| f == token), "{name}: {insn}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn far_target_is_built_with_movz_and_movk() {
+        let code = listing_of(&plan("(f64) -> f64", Entry::Packed), FAR);
+        let at = code.iter().position(|l| l == "blr x16").unwrap();
+        // yaxpeax-arm shows movz as mov.
+        assert_eq!(
+            code[at - 3..at],
+            [
+                "mov x16, #0x789a",
+                "movk x16, #0x3456, lsl #16",
+                "movk x16, #0x7f12, lsl #32",
+            ],
+            "{code:#?}"
+        );
+        let code = emit(&plan("(f64) -> f64", Entry::Packed), 0x10_0000, FAR);
+        let words: Vec<u32> = code
+            .chunks(4)
+            .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+            .collect();
+        let movz = |w: &u32| w & 0xff80_0000 == 0xd280_0000;
+        let movk = |w: &u32| w & 0xff80_0000 == 0xf280_0000;
+        assert_eq!(words.iter().filter(|w| movz(w)).count(), 1);
+        assert_eq!(words.iter().filter(|w| movk(w)).count(), 2);
+    }
+
+    #[test]
+    fn target_address_uses_only_the_nonzero_halfwords() {
+        let plan = plan("() -> void", Entry::Receiver);
+        let build = |target: u64| -> Vec<String> {
+            let code = listing_of(&plan, target);
+            code[..code.len() - 1].to_vec()
+        };
+        assert_eq!(build(0x20_0000), ["mov x16, #0x200000"]);
+        assert_eq!(build(0), ["mov x16, #0x0"]);
+        assert_eq!(
+            build(0x1_0000_0001),
+            ["mov x16, #0x1", "movk x16, #0x1, lsl #32"]
+        );
+        assert_eq!(
+            build(0xffff_0000_0000_0000),
+            ["mov x16, #0xffff000000000000"]
+        );
+    }
+
+    #[test]
+    fn the_most_arguments_stay_within_the_offsets_encodable() {
+        let many = |ty: &str, ret: &str| format!("({}) -> {ret}", vec![ty; MAX_ARGS].join(", "));
+        for (ty, ret) in [("u8", "i8"), ("f32", "u16"), ("u64", "i32")] {
+            let sig = many(ty, ret);
+            for entry in Entry::ALL {
+                let code = listing(&sig, entry);
+                assert!(!code.iter().any(|l| l == "(bad)"), "{entry} {ty}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "at most 512 arguments")]
+    fn more_than_the_most_arguments_is_refused() {
+        let sig = format!("({}) -> void", vec!["i32"; MAX_ARGS + 1].join(", "));
+        emit(&plan(&sig, Entry::Packed), 0, NEAR);
+    }
+}
