@@ -1,8 +1,827 @@
-//! AArch64 AAPCS64 trampolines (not yet written).
+//! AArch64 AAPCS64 trampolines, as Linux uses the ABI (not Apple's arm64
+//! variant, which packs stack arguments at their natural size).
+//!
+//! [`emit`] turns a classified [`Plan`] into the code of one trampoline.
+//! The code is position-independent: it reaches the target through its
+//! absolute address, built in x16, and branches only within itself.
+//!
+//! # Registers
+//!
+//! | register    | packed entry                        | receiver entry                          |
+//! |-------------|-------------------------------------|-----------------------------------------|
+//! | x0          | `args` on entry (moved to x17); argument 0, return | the receiver on entry; argument 0, return |
+//! | x1          | `ret` on entry (kept in the frame); argument 1 | argument 0 on entry; argument 1 |
+//! | x2–x7       | arguments 2–7                       | arguments 1–6 on entry; arguments 2–7   |
+//! | v0–v7       | FP arguments; v0 the FP return      | FP arguments, in place; v0 the return   |
+//! | x16 (ip0)   | scratch for stack arguments, then the target's address | the same             |
+//! | x17 (ip1)   | the `args` slot array               | unused                                  |
+//! | v16         | scratch for FP stack arguments      | the same                                |
+//! | x29, x30    | frame record                        | frame record, only if a call returns here |
+//!
+//! x16 and x17 are the intra-procedure-call scratch registers and v16 is a
+//! temporary, so a trampoline may clobber them. It writes nothing else:
+//! x18, x19–x28 and d8–d15 keep their values without being saved.
+//!
+//! # Frame
+//!
+//! The packed entry, and the receiver entry when the return value must be
+//! narrowed after the call, build a frame record and reserve the target's
+//! stack arguments below it:
+//!
+//! ```text
+//!   caller's sp -> +-------------------+  16-byte aligned
+//!                  | padding           |  x29 + 24  \ packed entry with a
+//!                  | ret               |  x29 + 16  / return value only
+//!                  | saved x30 (lr)    |  x29 + 8
+//!                  | saved x29 (fp)    |  x29 + 0   <- x29
+//!                  +-------------------+
+//!                  | target's stack    |  stack_bytes rounded up to 16,
+//!  sp at the call->| arguments         |  argument at [sp + off]
+//!                  +-------------------+
+//! ```
+//!
+//! The receiver entry's own stack arguments lie above the caller's sp, at
+//! [x29 + 16 + off] once the frame exists. When the receiver entry
+//! tail-calls, it builds no frame: it moves the arguments in place, incoming
+//! stack arguments at [sp + off] included (that area belongs to the callee,
+//! and the target's are never above the trampoline's), and branches to the
+//! target, which returns straight to the trampoline's caller.
 
-use crate::Plan;
+// dynasm's expansion passes every dynamic register through `.into()` to a
+// `u8`, and our register numbers already are `u8`s.
+#![allow(clippy::useless_conversion)]
 
-/// Emits the AArch64 trampoline for `plan`.
-pub fn emit(_plan: &Plan, _base: u64, _target: u64) -> Vec<u8> {
-    Vec::new()
+use dynasmrt::aarch64::Aarch64Relocation;
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+
+use crate::{Abi, Entry, Loc, Plan, Source, Type};
+
+type Assembler = VecAssembler<Aarch64Relocation>;
+
+/// `dynasm!` for AArch64.
+macro_rules! asm {
+    ($ops:ident $($code:tt)*) => {
+        dynasm!($ops ; .arch aarch64 $($code)*)
+    };
+}
+
+/// The most arguments [`emit`] handles, set by the shortest reach among the
+/// immediates used: a byte load's unsigned offset reaches 4,095 bytes, so
+/// slot 511 at offset 4,088 is the last a packed trampoline can address.
+/// Below this count the receiver entry's incoming stack slots stay below
+/// [x29 + 4,056] and the target's stack area (at most 4,032 bytes) fits
+/// `sub sp`'s 12-bit immediate.
+pub const MAX_ARGS: usize = 512;
+
+/// x16 (ip0): holds the target's address for the call, and serves as the
+/// general-purpose scratch register for stack arguments before that.
+const CALLEE: u8 = 16;
+const SCRATCH: u8 = 16;
+/// x17 (ip1): the packed entry's slot array.
+const ARGS: u8 = 17;
+/// v16: the FP scratch register for stack arguments.
+const FP_SCRATCH: u8 = 16;
+/// x29: the frame pointer.
+const FRAME: u8 = 29;
+/// Register number 31 names sp when used as a base address.
+const SP: u8 = 31;
+
+/// Bytes of a frame record (saved x29 and x30).
+const RECORD: u32 = 16;
+
+/// An address `offset` bytes above the register `base` (31 for sp).
+#[derive(Clone, Copy)]
+struct Memory {
+    base: u8,
+    offset: u32,
+}
+
+/// Where the trampoline finds an argument.
+#[derive(Clone, Copy)]
+enum Value {
+    Memory(Memory),
+    Gp(u8),
+    Fp(u8),
+}
+
+/// Emits the AArch64 trampoline for `plan`, calling the function at
+/// `target`.
+///
+/// The code does not depend on where it is placed (`_base`): the target is
+/// always reached through its absolute address.
+///
+/// # Panics
+///
+/// If `plan` has more than [`MAX_ARGS`] arguments.
+pub fn emit(plan: &Plan, _base: u64, target: u64) -> Vec<u8> {
+    assert!(
+        plan.args.len() <= MAX_ARGS,
+        "the AArch64 emitter handles at most {MAX_ARGS} arguments, not {}",
+        plan.args.len()
+    );
+    debug_assert_eq!(plan.abi, Abi::Aapcs64, "a plan for another ABI");
+    let mut ops = Assembler::new(0);
+    match plan.entry {
+        Entry::Packed => packed(&mut ops, plan, target),
+        Entry::Receiver if plan.tail_calls() => receiver_tail_call(&mut ops, plan, target),
+        Entry::Receiver => receiver_call(&mut ops, plan, target),
+    }
+    ops.finalize()
+        .expect("every branch goes to a label defined in the same trampoline")
+}
+
+/// `unsafe extern "C" fn(args: *const u64, ret: *mut u64)`.
+fn packed(ops: &mut Assembler, plan: &Plan, target: u64) {
+    let keeps_ret = plan.ret != Type::Void;
+    let outgoing = outgoing_bytes(plan);
+
+    // Frame record; `ret` kept above it, in the frame, across the call.
+    if keeps_ret {
+        asm!(ops
+            ; stp x29, x30, [sp, #-32]!
+            ; mov x29, sp
+            ; str x1, [x29, #16]
+        );
+    } else {
+        asm!(ops
+            ; stp x29, x30, [sp, #-16]!
+            ; mov x29, sp
+        );
+    }
+    reserve(ops, outgoing);
+
+    // The slot array moves to x17 so that x0 can take argument 0.
+    if !plan.args.is_empty() {
+        asm!(ops
+            ; mov X(ARGS), x0
+        );
+    }
+    let no_stack = Memory {
+        base: SP,
+        offset: 0,
+    };
+    for arg in &plan.args {
+        move_arg(ops, arg.ty, locate(arg.from, no_stack), arg.to);
+    }
+
+    call(ops, target);
+
+    // The return value, extended to 64 bits, into *ret.
+    if keeps_ret {
+        asm!(ops
+            ; ldr x1, [x29, #16]
+        );
+        store_return(ops, plan.ret);
+    }
+
+    release(ops, outgoing);
+    if keeps_ret {
+        asm!(ops
+            ; ldp x29, x30, [sp], #32
+            ; ret
+        );
+    } else {
+        asm!(ops
+            ; ldp x29, x30, [sp], #16
+            ; ret
+        );
+    }
+}
+
+/// `extern "C" fn(receiver, a0, a1, …)` whose return needs no fix-up: move
+/// the arguments down in place and branch to the target.
+fn receiver_tail_call(ops: &mut Assembler, plan: &Plan, target: u64) {
+    let incoming = Memory {
+        base: SP,
+        offset: 0,
+    };
+    for arg in &plan.args {
+        move_arg(ops, arg.ty, locate(arg.from, incoming), arg.to);
+    }
+
+    load_target(ops, target);
+    asm!(ops
+        ; br X(CALLEE)
+    );
+}
+
+/// `extern "C" fn(receiver, a0, a1, …)` returning an 8- or 16-bit integer:
+/// call the target, then narrow its return value.
+fn receiver_call(ops: &mut Assembler, plan: &Plan, target: u64) {
+    let outgoing = outgoing_bytes(plan);
+
+    // Frame record.
+    asm!(ops
+        ; stp x29, x30, [sp, #-16]!
+        ; mov x29, sp
+    );
+    reserve(ops, outgoing);
+
+    // The caller's stack arguments now lie just above the frame record.
+    let incoming = Memory {
+        base: FRAME,
+        offset: RECORD,
+    };
+    for arg in &plan.args {
+        move_arg(ops, arg.ty, locate(arg.from, incoming), arg.to);
+    }
+
+    call(ops, target);
+
+    // The callee leaves the bits above the return value's width unspecified.
+    match plan.ret {
+        Type::I8 => asm!(ops ; sxtb w0, w0),
+        Type::U8 | Type::Bool => asm!(ops ; uxtb w0, w0),
+        Type::I16 => asm!(ops ; sxth w0, w0),
+        Type::U16 => asm!(ops ; uxth w0, w0),
+        // Not narrow: these tail-call instead.
+        _ => {}
+    }
+
+    release(ops, outgoing);
+    asm!(ops
+        ; ldp x29, x30, [sp], #16
+        ; ret
+    );
+}
+
+/// The bytes reserved for the target's stack arguments: sp stays 16-byte
+/// aligned.
+fn outgoing_bytes(plan: &Plan) -> u32 {
+    plan.stack_bytes.next_multiple_of(16)
+}
+
+/// Reserves the target's stack arguments below the frame record.
+fn reserve(ops: &mut Assembler, bytes: u32) {
+    if bytes > 0 {
+        asm!(ops
+            ; sub sp, sp, #bytes
+        );
+    }
+}
+
+/// Gives the target's stack arguments back: sp returns to the frame record.
+fn release(ops: &mut Assembler, bytes: u32) {
+    if bytes > 0 {
+        asm!(ops
+            ; mov sp, x29
+        );
+    }
+}
+
+/// Where an argument is on entry. `incoming` is where the receiver entry's
+/// first stack argument is.
+fn locate(source: Source, incoming: Memory) -> Value {
+    match source {
+        Source::Slot(n) => Value::Memory(Memory {
+            base: ARGS,
+            offset: 8 * n,
+        }),
+        Source::Native(Loc::Gp(n)) => Value::Gp(n),
+        Source::Native(Loc::Fp(n)) => Value::Fp(n),
+        Source::Native(Loc::Stack(off)) => Value::Memory(Memory {
+            base: incoming.base,
+            offset: incoming.offset + off,
+        }),
+    }
+}
+
+/// Moves one argument of type `ty` from where it is to where the target
+/// expects it.
+fn move_arg(ops: &mut Assembler, ty: Type, from: Value, to: Loc) {
+    match to {
+        Loc::Gp(n) | Loc::Fp(n) => fetch(ops, ty, from, n),
+        Loc::Stack(offset) => {
+            let via = if ty.is_float() { FP_SCRATCH } else { SCRATCH };
+            fetch(ops, ty, from, via);
+            store_stack_arg(ops, ty, via, offset);
+        }
+    }
+}
+
+/// Puts the argument of type `ty` in register `dst`: an FP register for
+/// floats, a general-purpose one otherwise. Integers narrower than 32 bits
+/// are extended to 32 bits, as a C caller does; a buffer view is replaced
+/// by its `data`.
+fn fetch(ops: &mut Assembler, ty: Type, from: Value, dst: u8) {
+    match from {
+        Value::Memory(at) => load(ops, ty, dst, at),
+        Value::Gp(src) => copy_gp(ops, ty, dst, src),
+        Value::Fp(src) => copy_fp(ops, ty, dst, src),
+    }
+    if ty == Type::Buffer {
+        // The target gets the view's `data`; a null view gives null.
+        asm!(ops
+            ; cbz X(dst), >null_view
+            ; ldr X(dst), [X(dst)]
+            ; null_view:
+        );
+    }
+}
+
+/// Loads a `ty` from memory into `dst`, reading only its width.
+fn load(ops: &mut Assembler, ty: Type, dst: u8, at: Memory) {
+    let Memory { base, offset } = at;
+    match ty {
+        Type::I8 => asm!(ops ; ldrsb W(dst), [XSP(base), #offset]),
+        Type::U8 | Type::Bool => asm!(ops ; ldrb W(dst), [XSP(base), #offset]),
+        Type::I16 => asm!(ops ; ldrsh W(dst), [XSP(base), #offset]),
+        Type::U16 => asm!(ops ; ldrh W(dst), [XSP(base), #offset]),
+        Type::I32 | Type::U32 => asm!(ops ; ldr W(dst), [XSP(base), #offset]),
+        Type::I64 | Type::U64 | Type::Pointer | Type::Function | Type::Buffer => {
+            asm!(ops ; ldr X(dst), [XSP(base), #offset])
+        }
+        Type::F32 => asm!(ops ; ldr S(dst), [XSP(base), #offset]),
+        Type::F64 => asm!(ops ; ldr D(dst), [XSP(base), #offset]),
+        // Never an argument: classification rejects it.
+        Type::Void => {}
+    }
+}
+
+/// Copies an integer argument between general-purpose registers, narrowing
+/// 8- and 16-bit values that arrived widened to 32 bits.
+fn copy_gp(ops: &mut Assembler, ty: Type, dst: u8, src: u8) {
+    debug_assert!(!ty.is_float(), "floats travel in FP registers");
+    match ty {
+        Type::I8 => asm!(ops ; sxtb W(dst), W(src)),
+        Type::U8 | Type::Bool => asm!(ops ; uxtb W(dst), W(src)),
+        Type::I16 => asm!(ops ; sxth W(dst), W(src)),
+        Type::U16 => asm!(ops ; uxth W(dst), W(src)),
+        Type::I32 | Type::U32 => asm!(ops ; mov W(dst), W(src)),
+        _ if dst == src => {}
+        _ => asm!(ops ; mov X(dst), X(src)),
+    }
+}
+
+/// Copies a float argument between FP registers, if it has to move.
+fn copy_fp(ops: &mut Assembler, ty: Type, dst: u8, src: u8) {
+    debug_assert!(ty.is_float(), "only floats travel in FP registers");
+    match ty {
+        _ if dst == src => {}
+        Type::F32 => asm!(ops ; fmov S(dst), S(src)),
+        _ => asm!(ops ; fmov D(dst), D(src)),
+    }
+}
+
+/// Stores register `src`, holding a `ty`, to the target's stack argument at
+/// [sp + offset]. Integers fill the 8-byte slot; a float fills its width and
+/// leaves the rest of the slot unspecified, as the ABI allows.
+fn store_stack_arg(ops: &mut Assembler, ty: Type, src: u8, offset: u32) {
+    match ty {
+        Type::F32 => asm!(ops ; str S(src), [sp, #offset]),
+        Type::F64 => asm!(ops ; str D(src), [sp, #offset]),
+        _ => asm!(ops ; str X(src), [sp, #offset]),
+    }
+}
+
+/// Builds the target's address in x16 and calls it.
+fn call(ops: &mut Assembler, target: u64) {
+    load_target(ops, target);
+    asm!(ops
+        ; blr X(CALLEE)
+    );
+}
+
+/// Builds `target` in x16: movz for the lowest non-zero 16-bit half-word
+/// (the lowest one if all are zero), movk for each other non-zero one.
+fn load_target(ops: &mut Assembler, target: u64) {
+    let half = |i: u32| (target >> (16 * i)) as u32 & 0xffff;
+    let first = (0..4).find(|&i| half(i) != 0).unwrap_or(0);
+    asm!(ops
+        ; movz X(CALLEE), #half(first), lsl #16 * first
+    );
+    for i in (first + 1..4).filter(|&i| half(i) != 0) {
+        asm!(ops
+            ; movk X(CALLEE), #half(i), lsl #16 * i
+        );
+    }
+}
+
+/// Stores the target's return value, extended to 64 bits, through the `ret`
+/// pointer in x1. Nothing for `void`.
+fn store_return(ops: &mut Assembler, ret: Type) {
+    match ret {
+        Type::Void => return,
+        Type::I8 => asm!(ops ; sxtb x0, w0),
+        // Writing a w register clears the upper 32 bits.
+        Type::U8 | Type::Bool => asm!(ops ; uxtb w0, w0),
+        Type::I16 => asm!(ops ; sxth x0, w0),
+        Type::U16 => asm!(ops ; uxth w0, w0),
+        Type::I32 => asm!(ops ; sxtw x0, w0),
+        Type::U32 => asm!(ops ; mov w0, w0),
+        Type::I64 | Type::U64 | Type::Pointer | Type::Function | Type::Buffer => {}
+        // The f32 bits in the low half, zeros above.
+        Type::F32 => asm!(ops ; fmov w0, s0),
+        Type::F64 => {
+            asm!(ops ; str d0, [x1]);
+            return;
+        }
+    }
+    asm!(ops
+        ; str x0, [x1]
+    );
+}
+
+#[cfg(all(test, feature = "disasm"))]
+mod tests {
+    use super::*;
+    use crate::disasm::disassemble;
+    use crate::{classify, Limits, Signature};
+
+    const NEAR: u64 = 0x20_0000;
+    const FAR: u64 = 0x7f12_3456_789a;
+
+    fn plan(sig: &str, entry: Entry) -> Plan {
+        let sig: Signature = sig.parse().unwrap();
+        let limits = Limits {
+            max_args: MAX_ARGS + 1,
+            ..Limits::default()
+        };
+        classify(&sig, Abi::Aapcs64, entry, &limits).unwrap()
+    }
+
+    /// The instructions of the trampoline, as text, without offsets and bytes.
+    fn listing_of(plan: &Plan, target: u64) -> Vec<String> {
+        let code = emit(plan, 0x10_0000, target);
+        assert_eq!(code.len() % 4, 0);
+        disassemble(Abi::Aapcs64, &code, 0x10_0000)
+            .iter()
+            .map(|line| {
+                let (_, rest) = line.split_once(": ").unwrap();
+                let (_, text) = rest.trim_start().split_once(' ').unwrap();
+                text.trim().to_string()
+            })
+            .collect()
+    }
+
+    fn listing(sig: &str, entry: Entry) -> Vec<String> {
+        listing_of(&plan(sig, entry), NEAR)
+    }
+
+    fn contains(listing: &[String], insn: &str) -> bool {
+        listing.iter().any(|l| l == insn)
+    }
+
+    /// Signatures covering every argument type, register and stack
+    /// arguments, and every return type.
+    const SIGNATURES: &[&str] = &[
+        "() -> void",
+        "(i8) -> i8",
+        "(i32, i32) -> i32",
+        "(bool, u8, i16, u16, u32) -> u32",
+        "(f32, f64, i32) -> f32",
+        "(buffer, pointer, function) -> f64",
+        "(i64, i64, i64, i64, i64, i64, i64, i64, i8, buffer, f32) -> bool",
+        "(f64, f64, f64, f64, f64, f64, f64, f64, f64, f32, u16) -> u16",
+        "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> void",
+        "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> i16",
+        "(u64, u64, u64, u64, u64, u64, u64, buffer, buffer, f64) -> u64",
+    ];
+
+    fn every_listing() -> Vec<(String, Vec<String>)> {
+        let mut all = Vec::new();
+        for sig in SIGNATURES {
+            for entry in Entry::ALL {
+                all.push((format!("{entry} {sig}"), listing(sig, entry)));
+            }
+        }
+        all
+    }
+
+    /// The immediate of an instruction's last `#` operand.
+    fn immediate(insn: &str) -> u64 {
+        let imm = insn.rsplit('#').next().unwrap();
+        let imm = imm.trim_end_matches(['!', ']']);
+        let (negative, imm) = match imm.strip_prefix('-') {
+            Some(imm) => (true, imm),
+            None => (false, imm),
+        };
+        let value = match imm.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
+            None => imm.parse().unwrap(),
+        };
+        assert!(!negative || value > 0);
+        value
+    }
+
+    #[test]
+    fn packed_i8_is_loaded_with_ldrsb_and_returned_with_sxtb() {
+        let code = listing("(i8) -> i8", Entry::Packed);
+        assert!(contains(&code, "ldrsb w0, [x17]"), "{code:#?}");
+        assert!(contains(&code, "sxtb x0, w0"), "{code:#?}");
+        assert!(contains(&code, "str x0, [x1]"), "{code:#?}");
+    }
+
+    #[test]
+    fn packed_loads_read_only_the_declared_width() {
+        let cases = [
+            ("i8", "ldrsb w0, [x17]"),
+            ("u8", "ldrb w0, [x17]"),
+            ("bool", "ldrb w0, [x17]"),
+            ("i16", "ldrsh w0, [x17]"),
+            ("u16", "ldrh w0, [x17]"),
+            ("i32", "ldr w0, [x17]"),
+            ("u32", "ldr w0, [x17]"),
+            ("i64", "ldr x0, [x17]"),
+            ("pointer", "ldr x0, [x17]"),
+            ("function", "ldr x0, [x17]"),
+            ("f32", "ldr s0, [x17]"),
+            ("f64", "ldr d0, [x17]"),
+        ];
+        for (ty, load) in cases {
+            let code = listing(&format!("({ty}) -> void"), Entry::Packed);
+            assert!(contains(&code, load), "{ty}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn packed_return_is_extended_to_64_bits_before_the_store() {
+        let cases = [
+            ("i8", &["sxtb x0, w0", "str x0, [x1]"][..]),
+            ("u8", &["uxtb w0, w0", "str x0, [x1]"]),
+            ("bool", &["uxtb w0, w0", "str x0, [x1]"]),
+            ("i16", &["sxth x0, w0", "str x0, [x1]"]),
+            ("u16", &["uxth w0, w0", "str x0, [x1]"]),
+            ("i32", &["sxtw x0, w0", "str x0, [x1]"]),
+            ("u32", &["mov w0, w0", "str x0, [x1]"]),
+            ("u64", &["str x0, [x1]"]),
+            ("pointer", &["str x0, [x1]"]),
+            ("f32", &["fmov w0, s0", "str x0, [x1]"]),
+            ("f64", &["str d0, [x1]"]),
+        ];
+        for (ty, tail) in cases {
+            let code = listing(&format!("() -> {ty}"), Entry::Packed);
+            let at = code.iter().position(|l| l == "blr x16").unwrap();
+            // The `ret` pointer comes back from the frame, then the store.
+            assert_eq!(code[at + 1], "ldr x1, [x29, #0x10]", "{ty}: {code:#?}");
+            assert_eq!(code[at + 2..at + 2 + tail.len()], *tail, "{ty}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn packed_void_leaves_the_return_slot_alone() {
+        let code = listing("(i32) -> void", Entry::Packed);
+        assert!(!code.iter().any(|l| l.contains("x1]")), "{code:#?}");
+    }
+
+    #[test]
+    fn packed_saves_ret_and_args_before_loading_x0_and_x1() {
+        let code = listing("(u64, u64, u64) -> u64", Entry::Packed);
+        let save_ret = code
+            .iter()
+            .position(|l| l == "str x1, [x29, #0x10]")
+            .unwrap();
+        let save_args = code.iter().position(|l| l == "mov x17, x0").unwrap();
+        let load_x0 = code.iter().position(|l| l == "ldr x0, [x17]").unwrap();
+        let load_x1 = code
+            .iter()
+            .position(|l| l == "ldr x1, [x17, #0x8]")
+            .unwrap();
+        assert!(save_ret < load_x1 && save_args < load_x0, "{code:#?}");
+        assert!(contains(&code, "ldr x2, [x17, #0x10]"), "{code:#?}");
+    }
+
+    #[test]
+    fn packed_stack_arguments_go_below_the_frame_at_sp() {
+        let code = listing(
+            "(i64, i64, i64, i64, i64, i64, i64, i64, i8, f32, f64, f64, f64, f64, f64, f64, f64, f64, f64) -> void",
+            Entry::Packed,
+        );
+        // Three stack slots (i8, and the ninth and tenth float) in 32 bytes.
+        assert!(contains(&code, "sub sp, sp, #0x20"), "{code:#?}");
+        assert!(contains(&code, "ldrsb w16, [x17, #0x40]"), "{code:#?}");
+        assert!(contains(&code, "str x16, [sp]"), "{code:#?}");
+        assert!(contains(&code, "ldr d16, [x17, #0x88]"), "{code:#?}");
+        assert!(contains(&code, "str d16, [sp, #0x8]"), "{code:#?}");
+        assert!(contains(&code, "str d16, [sp, #0x10]"), "{code:#?}");
+        assert!(contains(&code, "mov sp, x29"), "{code:#?}");
+    }
+
+    #[test]
+    fn buffer_view_is_replaced_by_its_data_unless_null() {
+        for entry in Entry::ALL {
+            let code = listing("(buffer) -> void", entry);
+            let at = code.iter().position(|l| l == "cbz x0, $+0x8").unwrap();
+            // The branch skips exactly the load of `data`.
+            assert_eq!(code[at + 1], "ldr x0, [x0]", "{entry}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn receiver_tail_call_has_no_frame_and_ends_with_br() {
+        let code = listing("(i32, f64, pointer) -> i32", Entry::Receiver);
+        assert_eq!(code.last().unwrap(), "br x16", "{code:#?}");
+        assert!(!code.iter().any(|l| l.starts_with("stp")), "{code:#?}");
+        assert!(!code.iter().any(|l| l.contains("sp")), "{code:#?}");
+        assert!(!contains(&code, "blr x16") && !contains(&code, "ret"));
+        // Drops the receiver; the float stays in d0.
+        assert_eq!(code[..2], ["mov w0, w1", "mov x1, x2"], "{code:#?}");
+    }
+
+    #[test]
+    fn receiver_renarrows_narrow_arguments() {
+        let code = listing("(i8, u8, i16, u16, bool) -> void", Entry::Receiver);
+        assert_eq!(
+            code,
+            [
+                "sxtb w0, w1",
+                "uxtb w1, w2",
+                "sxth w2, w3",
+                "uxth w3, w4",
+                "uxtb w4, w5",
+                "mov x16, #0x200000",
+                "br x16",
+            ],
+        );
+    }
+
+    #[test]
+    fn receiver_narrow_return_is_narrowed_after_the_call() {
+        for (ty, narrow) in [
+            ("i8", "sxtb w0, w0"),
+            ("u8", "uxtb w0, w0"),
+            ("bool", "uxtb w0, w0"),
+            ("i16", "sxth w0, w0"),
+            ("u16", "uxth w0, w0"),
+        ] {
+            let code = listing(&format!("(i32) -> {ty}"), Entry::Receiver);
+            let at = code.iter().position(|l| l == "blr x16").unwrap();
+            assert_eq!(code[at + 1], narrow, "{ty}: {code:#?}");
+            assert_eq!(code.last().unwrap(), "ret", "{ty}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn receiver_stack_arguments_move_down_in_place_when_tail_calling() {
+        let code = listing(
+            "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> void",
+            Entry::Receiver,
+        );
+        let moves = [
+            "ldr w7, [sp]",
+            "ldrsh w16, [sp, #0x8]",
+            "str x16, [sp]",
+            "ldrsb w16, [sp, #0x10]",
+            "str x16, [sp, #0x8]",
+        ];
+        let at = code.iter().position(|l| l == moves[0]).unwrap();
+        assert_eq!(code[at..at + moves.len()], moves, "{code:#?}");
+    }
+
+    #[test]
+    fn receiver_stack_arguments_are_read_above_the_frame_when_calling() {
+        let code = listing(
+            "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> u8",
+            Entry::Receiver,
+        );
+        assert!(contains(&code, "sub sp, sp, #0x10"), "{code:#?}");
+        assert!(contains(&code, "ldr w7, [x29, #0x10]"), "{code:#?}");
+        assert!(contains(&code, "ldrsh w16, [x29, #0x18]"), "{code:#?}");
+        assert!(contains(&code, "ldrsb w16, [x29, #0x20]"), "{code:#?}");
+    }
+
+    #[test]
+    fn every_call_has_a_balanced_frame() {
+        for (name, code) in every_listing() {
+            if !contains(&code, "blr x16") {
+                assert_eq!(code.last().unwrap(), "br x16", "{name}: {code:#?}");
+                continue;
+            }
+            // stp x29, x30, [sp, #-N]! ; mov x29, sp … ldp x29, x30, [sp], #N ; ret
+            assert!(
+                code[0].starts_with("stp x29, x30, [sp, #-"),
+                "{name}: {code:#?}"
+            );
+            assert!(code[0].ends_with("]!"), "{name}: {code:#?}");
+            assert_eq!(code[1], "mov x29, sp", "{name}: {code:#?}");
+            let n = code.len();
+            assert_eq!(code[n - 1], "ret", "{name}: {code:#?}");
+            assert!(
+                code[n - 2].starts_with("ldp x29, x30, [sp], #"),
+                "{name}: {code:#?}"
+            );
+            assert_eq!(
+                immediate(&code[0]),
+                immediate(&code[n - 2]),
+                "{name}: {code:#?}"
+            );
+            // An outgoing area reserved below the record is given back.
+            let reserves = code.iter().any(|l| l.starts_with("sub sp, sp"));
+            assert_eq!(reserves, code[n - 3] == "mov sp, x29", "{name}: {code:#?}");
+        }
+    }
+
+    #[test]
+    fn sp_moves_in_multiples_of_16() {
+        for (name, code) in every_listing() {
+            for insn in &code {
+                let moves_sp = insn.starts_with("sub sp, sp, ")
+                    || insn.starts_with("add sp, sp, ")
+                    || insn.ends_with("]!") && insn.contains("[sp,")
+                    || insn.contains("[sp], ");
+                if moves_sp {
+                    assert_eq!(immediate(insn) % 16, 0, "{name}: {insn}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn outgoing_area_covers_the_stack_arguments() {
+        for sig in SIGNATURES {
+            for entry in Entry::ALL {
+                let plan = plan(sig, entry);
+                let code = listing_of(&plan, NEAR);
+                let reserved = code
+                    .iter()
+                    .find(|l| l.starts_with("sub sp, sp, "))
+                    .map_or(0, |l| immediate(l));
+                if plan.tail_calls() {
+                    // The caller's own stack arguments are reused in place.
+                    assert_eq!(reserved, 0, "{sig}");
+                } else {
+                    assert!(reserved >= u64::from(plan.stack_bytes), "{sig}");
+                    assert!(reserved < u64::from(plan.stack_bytes) + 16, "{sig}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn callee_saved_and_platform_registers_are_never_touched() {
+        let forbidden: Vec<String> = (18..=28)
+            .flat_map(|n| [format!("x{n}"), format!("w{n}")])
+            .chain((8..=15).flat_map(|n| [format!("d{n}"), format!("s{n}"), format!("v{n}")]))
+            .collect();
+        for (name, code) in every_listing() {
+            for insn in &code {
+                for token in insn.split(|c: char| !c.is_ascii_alphanumeric()) {
+                    assert!(!forbidden.iter().any(|f| f == token), "{name}: {insn}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn far_target_is_built_with_movz_and_movk() {
+        let code = listing_of(&plan("(f64) -> f64", Entry::Packed), FAR);
+        let at = code.iter().position(|l| l == "blr x16").unwrap();
+        // yaxpeax-arm shows movz as mov.
+        assert_eq!(
+            code[at - 3..at],
+            [
+                "mov x16, #0x789a",
+                "movk x16, #0x3456, lsl #16",
+                "movk x16, #0x7f12, lsl #32",
+            ],
+            "{code:#?}"
+        );
+        let code = emit(&plan("(f64) -> f64", Entry::Packed), 0x10_0000, FAR);
+        let words: Vec<u32> = code
+            .chunks(4)
+            .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+            .collect();
+        let movz = |w: &u32| w & 0xff80_0000 == 0xd280_0000;
+        let movk = |w: &u32| w & 0xff80_0000 == 0xf280_0000;
+        assert_eq!(words.iter().filter(|w| movz(w)).count(), 1);
+        assert_eq!(words.iter().filter(|w| movk(w)).count(), 2);
+    }
+
+    #[test]
+    fn target_address_uses_only_the_nonzero_halfwords() {
+        let plan = plan("() -> void", Entry::Receiver);
+        let build = |target: u64| -> Vec<String> {
+            let code = listing_of(&plan, target);
+            code[..code.len() - 1].to_vec()
+        };
+        assert_eq!(build(0x20_0000), ["mov x16, #0x200000"]);
+        assert_eq!(build(0), ["mov x16, #0x0"]);
+        assert_eq!(
+            build(0x1_0000_0001),
+            ["mov x16, #0x1", "movk x16, #0x1, lsl #32"]
+        );
+        assert_eq!(
+            build(0xffff_0000_0000_0000),
+            ["mov x16, #0xffff000000000000"]
+        );
+    }
+
+    #[test]
+    fn the_most_arguments_stay_within_the_offsets_encodable() {
+        let many = |ty: &str, ret: &str| format!("({}) -> {ret}", vec![ty; MAX_ARGS].join(", "));
+        for (ty, ret) in [("u8", "i8"), ("f32", "u16"), ("u64", "i32")] {
+            let sig = many(ty, ret);
+            for entry in Entry::ALL {
+                let code = listing(&sig, entry);
+                assert!(!code.iter().any(|l| l == "(bad)"), "{entry} {ty}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "at most 512 arguments")]
+    fn more_than_the_most_arguments_is_refused() {
+        let sig = format!("({}) -> void", vec!["i32"; MAX_ARGS + 1].join(", "));
+        emit(&plan(&sig, Entry::Packed), 0, NEAR);
+    }
 }
