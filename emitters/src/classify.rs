@@ -158,6 +158,10 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The most arguments the emitters accept whatever `max_args` says:
+    /// beyond it AArch64's scaled load offsets no longer fit.
+    pub const EMITTER_MAX_ARGS: usize = 512;
+
     /// Node.js's fast-call rules: at most 8 arguments, all in registers,
     /// buffers and floats not mixed, a buffer counted as two GP registers.
     pub const fn node() -> Limits {
@@ -372,7 +376,8 @@ impl Assigner {
 ///
 /// The first rule the signature breaks, checked in this order: types
 /// ([`Ineligible::UnsupportedType`]), argument count
-/// ([`Ineligible::TooManyArgs`]), buffer/float mixing
+/// ([`Ineligible::TooManyArgs`], at most [`Limits::EMITTER_MAX_ARGS`]
+/// whatever the limits say), buffer/float mixing
 /// ([`Ineligible::BufferWithFloat`]), then register pressure
 /// ([`Ineligible::GpPressure`], [`Ineligible::FpPressure`]) when stack
 /// arguments are off. In receiver mode the receiver counts as one GP
@@ -409,11 +414,9 @@ pub fn classify(
         });
     }
     let n = sig.args.len();
-    if n > limits.max_args {
-        return Err(Ineligible::TooManyArgs {
-            n,
-            max: limits.max_args,
-        });
+    let max = limits.max_args.min(Limits::EMITTER_MAX_ARGS);
+    if n > max {
+        return Err(Ineligible::TooManyArgs { n, max });
     }
     let buffer = sig.args.iter().position(|&t| t == Type::Buffer);
     let float = sig.args.iter().position(|t| t.is_float());

@@ -288,3 +288,28 @@ fn stack_bytes_count_target_slots() {
         "the receiver is dropped, so the target gets one slot"
     );
 }
+
+#[test]
+fn argument_count_is_capped_at_what_the_emitters_take() {
+    let limits = Limits {
+        max_args: usize::MAX,
+        ..Limits::default()
+    };
+    for abi in Abi::ALL {
+        let fits: Signature = repeat("i8", Limits::EMITTER_MAX_ARGS, "void")
+            .parse()
+            .unwrap();
+        let plan = classify(&fits, abi, P, &limits).unwrap();
+        assert!(!jitcall_emitters::emit(&plan, 0x1000, 0x2000).is_empty());
+        let over: Signature = repeat("i8", Limits::EMITTER_MAX_ARGS + 1, "void")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            classify(&over, abi, R, &limits),
+            Err(TooManyArgs {
+                n: Limits::EMITTER_MAX_ARGS + 1,
+                max: Limits::EMITTER_MAX_ARGS
+            })
+        );
+    }
+}
