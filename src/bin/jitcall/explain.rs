@@ -1,6 +1,12 @@
 //! `jitcall explain`: classification of one signature on every ABI.
 
-use jitcall::{classify, Abi, Entry, Limits, Signature};
+use jitcall::disasm::disassemble;
+use jitcall::{classify, emit, Abi, Entry, Limits, Signature};
+
+/// Where the listings place the trampoline and its target: a target in
+/// direct-branch reach, as it usually is.
+const BASE: u64 = 0x10_0000;
+const TARGET: u64 = 0x20_0000;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let [text] = args else {
@@ -27,6 +33,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 Ok(plan) => {
                     println!("{abi}, {entry} entry: eligible; under Node.js limits {node}");
                     println!("{}", plan.describe());
+                    let code = emit(&plan, BASE, TARGET);
+                    println!(
+                        "  code: {} bytes (placed at {BASE:#x}, target at {TARGET:#x})",
+                        code.len()
+                    );
+                    for line in disassemble(abi, &code, BASE) {
+                        println!("    {line}");
+                    }
                 }
                 Err(rule) => println!("{abi}, {entry} entry: not eligible, goes to libffi: {rule}"),
             }
