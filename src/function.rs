@@ -12,7 +12,7 @@ use crate::library::LibraryHandle;
 use crate::memory::{CodeBlock, MemoryRefused};
 use crate::probe::{jit_status, JitUnavailable};
 use crate::value::Value;
-use crate::{classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature, Type};
+use crate::{classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature};
 
 /// The packed entry: `args` points to one 64-bit slot per argument, the
 /// return value is stored to `*ret` (left untouched for `void`).
@@ -321,23 +321,6 @@ impl Function {
     }
 }
 
-/// Rejects what no tier can pass.
-fn check_types(sig: &Signature) -> Result<()> {
-    if let Some(index) = sig.args.iter().position(|&t| t == Type::Void) {
-        return Err(Error::UnsupportedType {
-            index: Some(index),
-            ty: Type::Void,
-        });
-    }
-    if sig.ret == Type::Buffer {
-        return Err(Error::UnsupportedType {
-            index: None,
-            ty: Type::Buffer,
-        });
-    }
-    Ok(())
-}
-
 /// The tier plan for one binding before code is placed.
 struct Planned {
     packed: std::result::Result<Plan, Fallback>,
@@ -355,7 +338,10 @@ pub(crate) fn bind_batch(
         if b.target.is_null() {
             return Err(Error::NullTarget);
         }
-        check_types(b.sig)?;
+        // What no tier can pass is an error, not a fallback.
+        if let Some((index, ty)) = b.sig.misplaced_type() {
+            return Err(Error::UnsupportedType { index, ty });
+        }
     }
     let jit = if options.force_libffi {
         Err(Fallback::Forced)

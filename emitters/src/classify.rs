@@ -401,17 +401,8 @@ pub fn classify(
     entry: Entry,
     limits: &Limits,
 ) -> Result<Plan, Ineligible> {
-    if let Some(i) = sig.args.iter().position(|&t| t == Type::Void) {
-        return Err(Ineligible::UnsupportedType {
-            index: Some(i),
-            ty: Type::Void,
-        });
-    }
-    if sig.ret == Type::Buffer {
-        return Err(Ineligible::UnsupportedType {
-            index: None,
-            ty: Type::Buffer,
-        });
+    if let Some((index, ty)) = sig.misplaced_type() {
+        return Err(Ineligible::UnsupportedType { index, ty });
     }
     let n = sig.args.len();
     let max = limits.max_args.min(Limits::EMITTER_MAX_ARGS);

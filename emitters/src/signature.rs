@@ -106,6 +106,16 @@ impl Type {
         })
     }
 
+    /// Whether the type can be an argument: all but `void`.
+    pub const fn is_argument(self) -> bool {
+        !matches!(self, Type::Void)
+    }
+
+    /// Whether the type can be returned: all but `buffer`.
+    pub const fn is_return(self) -> bool {
+        !matches!(self, Type::Buffer)
+    }
+
     /// True for `f32` and `f64`, the types passed in FP/SIMD registers.
     pub const fn is_float(self) -> bool {
         matches!(self, Type::F32 | Type::F64)
@@ -168,6 +178,17 @@ impl Signature {
             args: args.into(),
             ret,
         }
+    }
+
+    /// The first type in a place it cannot be, as `(argument index, type)`
+    /// (`None` for the return type): `void` as an argument or `buffer` as
+    /// the return type. The parsers never produce such a signature; one
+    /// built by hand may be.
+    pub fn misplaced_type(&self) -> Option<(Option<usize>, Type)> {
+        if let Some(i) = self.args.iter().position(|t| !t.is_argument()) {
+            return Some((Some(i), self.args[i]));
+        }
+        (!self.ret.is_return()).then_some((None, self.ret))
     }
 
     /// Parses the object form used by JavaScript runtimes:
@@ -376,16 +397,18 @@ impl TextParser<'_> {
 }
 
 fn check_arg(ty: Type) -> Result<(), ParseErrorKind> {
-    match ty {
-        Type::Void => Err(ParseErrorKind::VoidArgument),
-        _ => Ok(()),
+    if ty.is_argument() {
+        Ok(())
+    } else {
+        Err(ParseErrorKind::VoidArgument)
     }
 }
 
 fn check_ret(ty: Type) -> Result<(), ParseErrorKind> {
-    match ty {
-        Type::Buffer => Err(ParseErrorKind::BufferReturn),
-        _ => Ok(()),
+    if ty.is_return() {
+        Ok(())
+    } else {
+        Err(ParseErrorKind::BufferReturn)
     }
 }
 
