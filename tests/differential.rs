@@ -307,6 +307,15 @@ fn extended_to_32(ty: Type, slot: u64) -> u32 {
 
 #[test]
 fn narrow_arguments_arrive_extended_to_32_bits() {
+    if jit_disabled_by_env() {
+        // libffi extends narrow register arguments but stores narrow stack
+        // arguments without extending them: the 32-bit extension is a
+        // promise of the trampolines, not of the libffi tier.
+        println!(
+            "JITCALL_DISABLE_JIT is set: the extension checked here is the JIT tier's; not run"
+        );
+        return;
+    }
     let abi = jitcall::Abi::host().expect("a supported host");
     let narrow = [Type::I8, Type::U8, Type::I16, Type::U16, Type::Bool];
     let options = Options {
@@ -327,6 +336,7 @@ fn narrow_arguments_arrive_extended_to_32_bits() {
             // SAFETY: the fixtures read one 32-bit register or stack slot
             // and return it; any integer arguments are fine.
             let f = unsafe { Function::with_options(fixture, &sig, &options) }.unwrap();
+            assert_eq!(f.tier(), Tier::Jit, "{sig}");
             for value in edge_slots(ty) {
                 let mut slots = vec![0u64; leading.len()];
                 slots.push(value);
