@@ -41,7 +41,7 @@ fn stack_is_aligned_at_the_call_into_the_target() {
         let mut ret = u64::MAX;
         // SAFETY: one slot per argument and a return slot.
         unsafe { f.call_packed(slots.as_ptr(), &mut ret) };
-        assert_eq!(ret, 0, "packed entry {sig}: rsp % 16 at the call");
+        assert_eq!(ret, 0, "packed entry {sig}: sp % 16 at the call");
         checked += 1;
 
         // The receiver entry with a narrow return calls the target from a
@@ -53,7 +53,7 @@ fn stack_is_aligned_at_the_call_into_the_target() {
         if sig.args.iter().all(|&t| t == Type::I64) {
             // SAFETY: a receiver entry of n i64 arguments returning u8.
             let got = unsafe { call_receiver_i64(entry, sig.args.len()) };
-            assert_eq!(got, 0, "receiver entry {narrow}: rsp % 16 at the call");
+            assert_eq!(got, 0, "receiver entry {narrow}: sp % 16 at the call");
             checked += 1;
         }
     }
@@ -130,4 +130,115 @@ fn callee_saved_registers_survive_a_call() {
             shape.name
         );
     }
+}
+
+// Code that breaks the ABI on purpose, to show that the fixtures above
+// notice. abi_test_clobber_callee_saved writes the 32-bit half of every
+// callee-saved general-purpose register, which clears its upper half, and
+// on AArch64 also zeroes d8-d15 and moves x29 by 16 bytes.
+// abi_test_sp_mod16_misaligned calls jf_entry_sp_mod16 with the stack
+// pointer 8 bytes off alignment.
+#[cfg(target_arch = "x86_64")]
+std::arch::global_asm!(
+    ".text",
+    ".globl abi_test_clobber_callee_saved",
+    ".hidden abi_test_clobber_callee_saved",
+    ".type abi_test_clobber_callee_saved, @function",
+    "abi_test_clobber_callee_saved:",
+    "    mov %ebx, %ebx",
+    "    mov %ebp, %ebp",
+    "    mov %r12d, %r12d",
+    "    mov %r13d, %r13d",
+    "    mov %r14d, %r14d",
+    "    mov %r15d, %r15d",
+    "    ret",
+    ".size abi_test_clobber_callee_saved, .-abi_test_clobber_callee_saved",
+    ".globl abi_test_sp_mod16_misaligned",
+    ".hidden abi_test_sp_mod16_misaligned",
+    ".type abi_test_sp_mod16_misaligned, @function",
+    "abi_test_sp_mod16_misaligned:",
+    // On entry rsp is 8 past a 16-byte boundary (the return address), so
+    // this call is made with rsp misaligned.
+    "    call jf_entry_sp_mod16",
+    "    ret",
+    ".size abi_test_sp_mod16_misaligned, .-abi_test_sp_mod16_misaligned",
+    options(att_syntax)
+);
+
+#[cfg(target_arch = "aarch64")]
+std::arch::global_asm!(
+    ".text",
+    ".globl abi_test_clobber_callee_saved",
+    ".hidden abi_test_clobber_callee_saved",
+    ".type abi_test_clobber_callee_saved, %function",
+    "abi_test_clobber_callee_saved:",
+    "    mov w19, w19",
+    "    mov w20, w20",
+    "    mov w21, w21",
+    "    mov w22, w22",
+    "    mov w23, w23",
+    "    mov w24, w24",
+    "    mov w25, w25",
+    "    mov w26, w26",
+    "    mov w27, w27",
+    "    mov w28, w28",
+    "    fmov d8, xzr",
+    "    fmov d9, xzr",
+    "    fmov d10, xzr",
+    "    fmov d11, xzr",
+    "    fmov d12, xzr",
+    "    fmov d13, xzr",
+    "    fmov d14, xzr",
+    "    fmov d15, xzr",
+    "    add x29, x29, #16",
+    "    ret",
+    ".size abi_test_clobber_callee_saved, .-abi_test_clobber_callee_saved",
+    ".globl abi_test_sp_mod16_misaligned",
+    ".hidden abi_test_sp_mod16_misaligned",
+    ".type abi_test_sp_mod16_misaligned, %function",
+    "abi_test_sp_mod16_misaligned:",
+    "    stp x29, x30, [sp, #-16]!",
+    "    mov x29, sp",
+    // No memory is addressed through sp while it is misaligned, so this
+    // runs on hardware that checks sp alignment too.
+    "    sub sp, sp, #8",
+    "    bl jf_entry_sp_mod16",
+    "    mov sp, x29",
+    "    ldp x29, x30, [sp], #16",
+    "    ret",
+    ".size abi_test_sp_mod16_misaligned, .-abi_test_sp_mod16_misaligned",
+);
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+extern "C" {
+    /// A packed entry that ignores its arguments and clobbers every
+    /// callee-saved register jf_call_preserving checks.
+    fn abi_test_clobber_callee_saved(args: *const u64, ret: *mut u64);
+    /// jf_entry_sp_mod16's answer when called with sp 8 bytes off.
+    fn abi_test_sp_mod16_misaligned() -> u64;
+}
+
+/// Every bit jf_call_preserving reports: rbx, rbp, r12–r15 on x86_64;
+/// x19–x28, d8–d15 and x29/sp on AArch64.
+#[cfg(target_arch = "x86_64")]
+const EVERY_CALLEE_SAVED: u64 = (1 << 6) - 1;
+#[cfg(target_arch = "aarch64")]
+const EVERY_CALLEE_SAVED: u64 = (1 << 19) - 1;
+
+#[test]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn the_fixtures_catch_clobbered_registers_and_a_misaligned_stack() {
+    let mut ret = 0u64;
+    let entry = abi_test_clobber_callee_saved as *const c_void;
+    // SAFETY: the entry reads neither argument and returns normally, and
+    // jf_call_preserving saves and restores every callee-saved register
+    // around it, so its clobbers never reach this function.
+    let clobbered = unsafe { c::jf_call_preserving(entry, std::ptr::null(), &mut ret) };
+    assert_eq!(
+        clobbered, EVERY_CALLEE_SAVED,
+        "jf_call_preserving missed a clobbered register: {clobbered:#x}"
+    );
+    // SAFETY: restores sp and returns jf_entry_sp_mod16's result.
+    let misaligned = unsafe { abi_test_sp_mod16_misaligned() };
+    assert_eq!(misaligned, 8, "jf_entry_sp_mod16 missed a misaligned sp");
 }
