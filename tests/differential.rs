@@ -8,7 +8,7 @@
 use std::ffi::c_void;
 
 use jitcall::{BufferView, Fallback, Function, JitUnavailable, Options, Tier, Type, Value};
-use jitcall_fixtures::{c, echo_shapes, edge_slots, many_arg_shapes, Shape};
+use jitcall_fixtures::{argument_vectors, c, echo_shapes, edge_slots, many_arg_shapes, Shape};
 
 /// What a `void` call must leave in the return slot.
 const UNTOUCHED: u64 = 0x5a5a_5a5a_5a5a_5a5a;
@@ -52,43 +52,6 @@ fn call_packed(f: &Function, slots: &[u64]) -> Option<u64> {
     } else {
         Some(ret)
     }
-}
-
-/// Argument vectors for a shape: edge values of each argument's type,
-/// rotated so that every edge value of every argument appears, then
-/// pseudo-random full-width slots (fixed seed).
-fn argument_vectors(sig: &jitcall::Signature) -> Vec<Vec<u64>> {
-    let edges: Vec<Vec<u64>> = sig.args.iter().map(|&t| edge_slots(t)).collect();
-    let rounds = edges.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let mut vectors: Vec<Vec<u64>> = (0..rounds)
-        .map(|k| {
-            edges
-                .iter()
-                .enumerate()
-                .map(|(i, e)| e[(k + i) % e.len()])
-                .collect()
-        })
-        .collect();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    for _ in 0..32 {
-        vectors.push(
-            sig.args
-                .iter()
-                .map(|&ty| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    // A bool's byte holds 0 or 1; the bits above are free.
-                    if ty == Type::Bool {
-                        state & !0xfe
-                    } else {
-                        state
-                    }
-                })
-                .collect(),
-        );
-    }
-    vectors
 }
 
 fn run_differential(shapes: &[Shape]) -> usize {
