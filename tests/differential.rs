@@ -8,10 +8,9 @@
 use std::ffi::c_void;
 
 use jitcall::{BufferView, Fallback, Function, JitUnavailable, Options, Tier, Type, Value};
-use jitcall_fixtures::{argument_vectors, c, echo_shapes, edge_slots, many_arg_shapes, Shape};
-
-/// What a `void` call must leave in the return slot.
-const UNTOUCHED: u64 = 0x5a5a_5a5a_5a5a_5a5a;
+use jitcall_fixtures::{
+    argument_vectors, c, echo_shapes, edge_slots, many_arg_shapes, Shape, UNTOUCHED,
+};
 
 fn jit_disabled_by_env() -> bool {
     std::env::var_os("JITCALL_DISABLE_JIT").is_some_and(|v| !v.is_empty() && v != "0")
