@@ -18,13 +18,15 @@
 //!
 //! A restriction the kernel (or an emulator such as qemu-user) does not
 //! enforce leaves the case not run, with a notice on stderr; set
-//! `JITCALL_REQUIRE_FAULTS=1` to make that a failure.
+//! `JITCALL_REQUIRE_FAULTS=1` to make that a failure. Under an emulator
+//! that cannot exec the test binary by itself, set `JITCALL_TEST_RUNNER`
+//! to the command that runs it (e.g. `qemu-aarch64 -L /`).
 
 use std::ffi::c_void;
 use std::process::Command;
 
 use jitcall::{Fallback, Function, JitUnavailable, MemoryRefused, Options, Tier};
-use jitcall_fixtures::process::{notice, status_kib};
+use jitcall_fixtures::process::{self, notice, status_kib};
 use jitcall_fixtures::{
     agrees_on_every_vector, every_callee, receiver_agrees_on_every_vector, Callee,
 };
@@ -296,7 +298,19 @@ fn in_child(test: &str, case: fn() -> Result<String, String>) {
         return;
     }
     let exe = std::env::current_exe().expect("the test binary's path");
-    let spawned = Command::new(&exe)
+    // Under an emulator the child must be started through it:
+    // JITCALL_TEST_RUNNER holds the command, as cargo's target runner does.
+    let runner = std::env::var("JITCALL_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(&exe);
+            command
+        }
+        None => Command::new(&exe),
+    };
+    let spawned = command
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, test)
         .env_remove("JITCALL_DISABLE_JIT")
@@ -305,6 +319,15 @@ fn in_child(test: &str, case: fn() -> Result<String, String>) {
         Ok(output) => output,
         Err(e) => return not_run(test, &format!("cannot re-execute {}: {e}", exe.display())),
     };
+    // 127 and silence: the exec failed in the child (qemu-user cannot exec
+    // a foreign binary without binfmt_misc).
+    if output.status.code() == Some(127) && output.stdout.is_empty() {
+        let hint = match process::emulator() {
+            Some(emulator) => format!(" under {emulator}: set JITCALL_TEST_RUNNER to its command"),
+            None => String::new(),
+        };
+        return not_run(test, &format!("cannot re-execute {}{hint}", exe.display()));
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
