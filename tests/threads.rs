@@ -11,12 +11,12 @@ const THREADS: usize = 8;
 
 #[test]
 fn eight_threads_call_shared_and_private_functions() {
-    let shapes = Arc::new(many_arg_shapes().into_iter().map(Send).collect::<Vec<_>>());
+    let shapes = Arc::new(many_arg_shapes());
     let shared: Arc<Vec<Function>> = Arc::new(
         shapes
             .iter()
             // SAFETY: each shape's target has its signature.
-            .map(|s| unsafe { Function::new(s.0.target, &s.0.sig) }.unwrap())
+            .map(|s| unsafe { Function::new(s.target, &s.sig) }.unwrap())
             .collect(),
     );
     let start = Arc::new(std::sync::Barrier::new(THREADS));
@@ -28,7 +28,6 @@ fn eight_threads_call_shared_and_private_functions() {
                 let mut calls = 0;
                 for round in 0..200u64 {
                     for (i, shape) in shapes.iter().enumerate() {
-                        let shape = &shape.0;
                         let slots: Vec<u64> = (0u64..)
                             .zip(&shape.sig.args)
                             .map(|(k, &ty)| {
@@ -72,11 +71,3 @@ fn eight_threads_call_shared_and_private_functions() {
     let calls: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
     println!("{calls} calls from {THREADS} threads agreed");
 }
-
-/// Shapes hold raw code pointers; they are plain addresses of functions.
-struct Send(jitcall_fixtures::Shape);
-// SAFETY: a Shape is a name, a function address, a signature and two plain
-// function pointers: nothing thread-bound.
-unsafe impl std::marker::Send for Send {}
-// SAFETY: as above; it is only read.
-unsafe impl Sync for Send {}

@@ -1,0 +1,80 @@
+//! What both signature parsers must do with any input, shared by the
+//! proptests in `parse_props.rs` and the cargo-fuzz target in `fuzz/`
+//! (which includes this file by path):
+//!
+//! - never panic;
+//! - on an error, say where within the input: a byte offset no larger than
+//!   its length, or a JSON path from the root (`$…`);
+//! - on success, give a signature that prints back, in text and in the
+//!   JSON object form, to the same signature; that classifies for every
+//!   ABI and entry kind without panicking; and whose every plan emits no
+//!   more code than [`emit_bound`] promised the mapping would hold.
+
+use jitcall_emitters::{
+    classify, emit, emit_bound, Abi, Entry, Limits, ParseError, Position, Signature,
+};
+
+/// Checks raw bytes: what the fuzzer hands over. Both parsers take text,
+/// so bytes that are not UTF-8 are checked as their lossy decoding.
+pub fn check(data: &[u8]) {
+    check_text(&String::from_utf8_lossy(data));
+}
+
+/// Checks one input with both parsers.
+pub fn check_text(input: &str) {
+    match input.parse::<Signature>() {
+        Ok(sig) => check_accepted(&sig),
+        Err(e) => check_error(input, &e),
+    }
+    match Signature::from_json(input) {
+        Ok(sig) => check_accepted(&sig),
+        Err(e) => check_error(input, &e),
+    }
+}
+
+fn check_error(input: &str, e: &ParseError) {
+    match &e.at {
+        Position::Byte(at) => assert!(*at <= input.len(), "{e} for {input:?}"),
+        Position::JsonPath(path) => assert!(path.starts_with('$'), "{e} for {input:?}"),
+    }
+    // The message renders.
+    let _ = e.to_string();
+}
+
+/// A far target, out of every direct branch's reach, and a near one.
+const TARGETS: [u64; 2] = [0x7fed_cba9_8765_4320, 0x10_2000];
+const BASE: u64 = 0x10_0000;
+
+fn check_accepted(sig: &Signature) {
+    let text = sig.to_string();
+    assert_eq!(text.parse::<Signature>().as_ref(), Ok(sig), "{text}");
+    let names: Vec<String> = sig.args.iter().map(|t| format!("\"{t}\"")).collect();
+    let json = format!(
+        r#"{{"arguments": [{}], "return": "{}"}}"#,
+        names.join(", "),
+        sig.ret
+    );
+    assert_eq!(Signature::from_json(&json).as_ref(), Ok(sig), "{json}");
+
+    // Whatever the limits, classify caps the count at what emitters encode.
+    let limits = Limits {
+        max_args: usize::MAX,
+        ..Limits::default()
+    };
+    for abi in Abi::ALL {
+        for entry in Entry::ALL {
+            let Ok(plan) = classify(sig, abi, entry, &limits) else {
+                continue;
+            };
+            let bound = emit_bound(&plan);
+            for target in TARGETS {
+                let code = emit(&plan, BASE, target);
+                assert!(
+                    code.len() <= bound,
+                    "{abi} {entry} {text}: {} bytes, bound {bound}",
+                    code.len()
+                );
+            }
+        }
+    }
+}

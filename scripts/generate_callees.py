@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Writes fixtures/c/generated.c: C callees for random signatures, each with
+an oracle that makes the direct typed call, for jitcall's generated
+differential suite (tests/generated.rs).
+
+For every signature (0 to 16 arguments over every scalar type, fixed seed)
+the file holds:
+
+- the callee, `jf_gen_NNN(...)`, which folds its arguments into a
+  position-weighted checksum and returns it as its return type (a void
+  callee records it for `jf_generated_take_recorded`);
+- `jf_gen_NNN_oracle(const uint64_t *slots)`, which reads each argument
+  from its packed slot at the declared width, calls the callee directly (so
+  the C compiler's own call is the reference) and returns the packed image
+  of the result;
+- `jf_gen_NNN_via_receiver(const void *entry, const uint64_t *slots)`,
+  which calls a receiver-entry trampoline for the signature the way a JS
+  engine's JIT would: a receiver first, 8- and 16-bit integers widened to
+  32 bits (with whatever their slot holds above the type's width, which the
+  trampoline must drop), and returns the packed image of the result;
+
+and a table, `jf_generated_cases`, that the fixtures crate reads.
+
+Run it after changing it, and commit both:
+
+    python3 scripts/generate_callees.py
+    cargo test --test generated
+"""
+
+import argparse
+import pathlib
+import random
+
+SEED = 0x6A69_7463_616C_6C21
+COUNT = 320
+MAX_ARGS = 16
+
+# name: (C type, receiver-entry C type, kind)
+TYPES = {
+    "bool": ("bool", "uint32_t", "bool"),
+    "i8": ("int8_t", "int32_t", "signed"),
+    "u8": ("uint8_t", "uint32_t", "unsigned"),
+    "i16": ("int16_t", "int32_t", "signed"),
+    "u16": ("uint16_t", "uint32_t", "unsigned"),
+    "i32": ("int32_t", "int32_t", "signed"),
+    "u32": ("uint32_t", "uint32_t", "unsigned"),
+    "i64": ("int64_t", "int64_t", "signed"),
+    "u64": ("uint64_t", "uint64_t", "unsigned"),
+    "f32": ("float", "float", "f32"),
+    "f64": ("double", "double", "f64"),
+    "pointer": ("void *", "void *", "pointer"),
+    "function": ("void *", "void *", "pointer"),
+}
+INTEGERS = ["bool", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "pointer", "function"]
+FLOATS = ["f32", "f64"]
+SCALARS = list(TYPES)
+
+
+def signatures(rng):
+    """COUNT distinct (args, ret) pairs: a quarter all-integer, a quarter
+    all-float (so both register files overflow onto the stack), the rest
+    any mix; arity uniform over 0..=MAX_ARGS."""
+    seen = set()
+    out = []
+    while len(out) < COUNT:
+        pool = rng.choice([INTEGERS, FLOATS, SCALARS, SCALARS])
+        args = tuple(rng.choice(pool) for _ in range(rng.randint(0, MAX_ARGS)))
+        ret = rng.choice(SCALARS + ["void"])
+        if (args, ret) not in seen:
+            seen.add((args, ret))
+            out.append((args, ret))
+    return out
+
+
+def from_checksum(ty):
+    kind = TYPES[ty][2]
+    if kind == "bool":
+        return "((h ^ (h >> 32)) & 1) != 0"
+    if kind == "f32":
+        return "f32_of(h)"
+    if kind == "f64":
+        return "f64_of(h)"
+    if kind == "pointer":
+        return "(void *)(uintptr_t)h"
+    return f"({TYPES[ty][0]})h"
+
+
+def from_slot(ty, slot):
+    kind = TYPES[ty][2]
+    if kind == "bool":
+        return f"((uint8_t){slot} & 1) != 0"
+    if kind == "f32":
+        return f"f32_of({slot})"
+    if kind == "f64":
+        return f"f64_of({slot})"
+    if kind == "pointer":
+        return f"(void *)(uintptr_t){slot}"
+    return f"({TYPES[ty][0]}){slot}"
+
+
+def widened_from_slot(ty, slot):
+    """A receiver-entry argument: narrow integers as the raw low 32 bits of
+    the slot (garbage above the type's width included), a bool as 0 or 1."""
+    if ty == "bool":
+        return f"(uint32_t)((uint8_t){slot} & 1)"
+    if ty in ("i8", "i16"):
+        return f"(int32_t)(uint32_t){slot}"
+    if ty in ("u8", "u16"):
+        return f"(uint32_t){slot}"
+    return from_slot(ty, slot)
+
+
+def packed(ty, value):
+    """The 64-bit image of a value: its packed-slot encoding, which is also
+    what the checksum mixes in."""
+    kind = TYPES[ty][2]
+    if kind == "signed":
+        return f"(uint64_t)(int64_t){value}"
+    if kind in ("unsigned", "bool"):
+        return f"(uint64_t){value}"
+    if kind == "f32":
+        return f"bits_f32({value})"
+    if kind == "f64":
+        return f"bits_f64({value})"
+    return f"(uint64_t)(uintptr_t){value}"
+
+
+def c_type(ty):
+    return "void" if ty == "void" else TYPES[ty][0]
+
+
+def receiver_type(ty):
+    return "void" if ty == "void" else TYPES[ty][1]
+
+
+def declare(ty, name):
+    return f"{ty}{name}" if ty.endswith("*") else f"{ty} {name}"
+
+
+def returning(ret, call):
+    """The rest of an oracle's body after its declarations: make the call
+    and return the packed image of its result, or of what a void callee
+    recorded."""
+    if ret == "void":
+        return ["    (void)s;", f"    {call};", "    return jf_generated_take_recorded();", "}"]
+    return ["    (void)s;", f"    return {packed(ret, call)};", "}"]
+
+
+def case(index, args, ret):
+    name = f"jf_gen_{index:03}"
+    params = ", ".join(declare(c_type(t), f"a{i}") for i, t in enumerate(args)) or "void"
+    lines = [f"/* ({', '.join(args)}) -> {ret} */", f"{c_type(ret)} {name}({params}) {{"]
+    lines.append(f"    uint64_t h = {index + 1};")
+    for i, t in enumerate(args):
+        lines.append(f"    h = MIX(h, {packed(t, f'a{i}')});")
+    if ret == "void":
+        lines.append("    recorded = h;")
+    else:
+        lines.append(f"    return {from_checksum(ret)};")
+    lines.append("}")
+
+    direct = f"{name}({', '.join(from_slot(t, f's[{i}]') for i, t in enumerate(args))})"
+    lines.append(f"uint64_t {name}_oracle(const uint64_t *s) {{")
+    lines += returning(ret, direct)
+
+    wide = ", ".join(["const void *"] + [receiver_type(t) for t in args])
+    call_args = ", ".join(["RECEIVER"] + [widened_from_slot(t, f"s[{i}]") for i, t in enumerate(args)])
+    lines.append(f"uint64_t {name}_via_receiver(const void *entry, const uint64_t *s) {{")
+    lines.append(f"    typedef {receiver_type(ret)} (*entry_type)({wide});")
+    lines.append("    entry_type f = (entry_type)entry;")
+    lines += returning(ret, f"f({call_args})")
+    sig = f"({', '.join(args)}) -> {ret}"
+    row = f'    {{"{name}", "{sig}", (const void *){name}, {name}_oracle, {name}_via_receiver}},'
+    return "\n".join(lines), row
+
+
+PRELUDE = """\
+/* Generated by scripts/generate_callees.py (seed {seed:#x}, {count}
+ * signatures): do not edit; change the generator, run it and commit both.
+ * tests/generated.rs checks that this file is what the generator writes. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MIX(h, v) ((h) * 1000003u ^ (uint64_t)(v))
+/* What the record holds when no void callee has run since it was taken. */
+#define NOTHING_RECORDED 0x6e6f7468696e6721u
+/* The receiver a JS engine would pass; the trampoline drops it. */
+#define RECEIVER ((const void *)0x7265636569766572)
+
+static uint64_t bits_f32(float x) {{ uint32_t b; memcpy(&b, &x, 4); return b; }}
+static uint64_t bits_f64(double x) {{ uint64_t b; memcpy(&b, &x, 8); return b; }}
+static float f32_of(uint64_t s) {{ uint32_t b = (uint32_t)s; float x; memcpy(&x, &b, 4); return x; }}
+static double f64_of(uint64_t s) {{ double x; memcpy(&x, &s, 8); return x; }}
+
+/* What a void callee computed on this thread, until taken. */
+static _Thread_local uint64_t recorded = NOTHING_RECORDED;
+
+uint64_t jf_generated_take_recorded(void) {{
+    uint64_t r = recorded;
+    recorded = NOTHING_RECORDED;
+    return r;
+}}
+"""
+
+TABLE = """\
+struct jf_generated_case {{
+    const char *name;
+    const char *signature;
+    const void *callee;
+    uint64_t (*oracle)(const uint64_t *slots);
+    uint64_t (*via_receiver)(const void *entry, const uint64_t *slots);
+}};
+
+const struct jf_generated_case jf_generated_cases[] = {{
+{rows}
+}};
+const size_t jf_generated_case_count = {count};
+"""
+
+
+def render():
+    rng = random.Random(SEED)
+    bodies, rows = [], []
+    for index, (args, ret) in enumerate(signatures(rng)):
+        body, row = case(index, args, ret)
+        bodies.append(body)
+        rows.append(row)
+    prelude = PRELUDE.format(seed=SEED, count=COUNT)
+    return prelude + "\n" + "\n\n".join(bodies) + "\n\n" + TABLE.format(rows="\n".join(rows), count=COUNT)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    root = pathlib.Path(__file__).resolve().parent.parent
+    parser.add_argument("--out", type=pathlib.Path, default=root / "fixtures" / "c",
+                        help="directory to write generated.c into (default: fixtures/c)")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "generated.c").write_text(render())
+
+
+if __name__ == "__main__":
+    main()
