@@ -4,7 +4,7 @@ use std::ffi::c_void;
 
 use libffi::middle::{Cif, Type as FfiType};
 
-use crate::value::widen_return;
+use crate::value::widen;
 use crate::{BufferView, Error, Result, Signature, Type};
 
 /// A libffi call interface prepared for one signature.
@@ -37,6 +37,23 @@ fn ffi_type(ty: Type) -> FfiType {
     }
 }
 
+/// Whether narrow integer arguments go to libffi as 32-bit values already
+/// extended. libffi extends them in registers but stores them in stack slots
+/// at their natural width, leaving the upper bits of the slot's low 32 to
+/// chance, while clang-compiled callees rely on the caller extending them to
+/// 32 bits (the JIT tier always does). Apple's arm64 ABI packs stack
+/// arguments at their natural size, so there they keep their own type.
+const EXTEND_NARROW: bool = !cfg!(target_vendor = "apple");
+
+/// The type libffi is told an argument of `ty` has.
+fn ffi_arg_type(ty: Type) -> FfiType {
+    match ty.int_width() {
+        Some((8 | 16, true)) if EXTEND_NARROW => FfiType::i32(),
+        Some((8 | 16, false)) if EXTEND_NARROW => FfiType::u32(),
+        _ => ffi_type(ty),
+    }
+}
+
 /// Where a value of `ty` starts inside its 8-byte slot.
 const fn slot_offset(ty: Type) -> usize {
     let size = match ty {
@@ -62,7 +79,7 @@ impl LibffiCall {
     ///
     /// [`Error::Libffi`] when `ffi_prep_cif` rejects the signature.
     pub(crate) fn new(sig: &Signature) -> Result<LibffiCall> {
-        let cif = Cif::try_new(sig.args.iter().map(|&t| ffi_type(t)), ffi_type(sig.ret))
+        let cif = Cif::try_new(sig.args.iter().map(|&t| ffi_arg_type(t)), ffi_type(sig.ret))
             .map_err(|e| Error::Libffi(format!("{e:?}")))?;
         Ok(LibffiCall {
             cif,
@@ -115,7 +132,16 @@ impl LibffiCall {
         for (i, &ty) in self.args.iter().enumerate() {
             // SAFETY: the caller provides one readable slot per argument.
             let slot = unsafe { args.add(i) };
-            pointers[i] = if ty == Type::Buffer {
+            pointers[i] = if EXTEND_NARROW && ty.is_narrow() {
+                // SAFETY: the caller provides one readable slot per argument.
+                data[i] = widen(ty, unsafe { *slot });
+                // The low 32 bits hold the extended value: libffi reads an
+                // i32/u32 from the start of `data[i]` on a little-endian
+                // host, the end of its low word on a big-endian one.
+                let offset = if cfg!(target_endian = "big") { 4 } else { 0 };
+                // SAFETY: the offset stays within `data[i]`.
+                unsafe { (&mut data[i] as *mut u64).cast::<u8>().add(offset) as *mut c_void }
+            } else if ty == Type::Buffer {
                 // SAFETY: a buffer slot holds null or a valid view address.
                 let view = unsafe { *slot } as *const BufferView;
                 data[i] = if view.is_null() {
@@ -145,7 +171,7 @@ impl LibffiCall {
         }
         if self.ret != Type::Void {
             // SAFETY: `ret` is writable for non-void returns.
-            unsafe { *ret = widen_return(self.ret, raw) };
+            unsafe { *ret = widen(self.ret, raw) };
         }
     }
 }

@@ -91,10 +91,11 @@ impl Value {
     }
 }
 
-/// Widens a raw return register value of type `ty` the way the packed entry
-/// stores it: integers sign- or zero-extended from their declared width,
-/// `f32` bits in the low 32 bits with the upper 32 clear.
-pub(crate) fn widen_return(ty: Type, raw: u64) -> u64 {
+/// Widens a value of type `ty` held in the low bits of `raw` to 64 bits the
+/// way the packed entry stores returns: integers sign- or zero-extended from
+/// their declared width, `f32` bits in the low 32 bits with the upper 32
+/// clear; whatever `raw` holds above the declared width is ignored.
+pub(crate) fn widen(ty: Type, raw: u64) -> u64 {
     match ty {
         Type::Bool | Type::U8 => u64::from(raw as u8),
         Type::I8 => raw as i8 as i64 as u64,

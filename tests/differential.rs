@@ -309,11 +309,6 @@ const NARROW: [Type; 5] = [Type::I8, Type::U8, Type::I16, Type::U16, Type::Bool]
 /// The libffi tier must extend narrow arguments as the JIT tier does:
 /// clang-compiled callees rely on it (see DESIGN.md, "ABI facts").
 #[test]
-#[cfg_attr(
-    target_arch = "x86_64",
-    ignore = "libffi passes narrow stack arguments unextended on x86_64: an i8 of -1 \
-              arrives as 0x000000ff in its stack slot, not 0xffffffff"
-)]
 fn narrow_arguments_arrive_extended_to_32_bits_on_libffi_too() {
     let options = Options {
         force_libffi: true,
