@@ -142,6 +142,10 @@ pub struct Machine {
     pub cpu_model: String,
     pub kernel: String,
     pub rustc: &'static str,
+    /// The 1-, 5- and 15-minute load averages when the run ended (this
+    /// run counts for about 1): other work on the machine shows in the
+    /// medians.
+    pub load: String,
     pub abi: String,
     pub jit: String,
 }
@@ -165,6 +169,14 @@ impl Machine {
             cpu_model,
             kernel,
             rustc: option_env!("JITCALL_RUSTC_VERSION").unwrap_or("unknown rustc"),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .map(|load| {
+                    load.split_whitespace()
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_else(|_| "unknown".to_string()),
             abi: Abi::host().map_or("none".to_string(), |abi| abi.to_string()),
             jit: match jitcall::jit_status() {
                 Ok(()) => "available".to_string(),

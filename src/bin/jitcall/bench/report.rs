@@ -202,8 +202,8 @@ pub fn text(results: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "machine: {} CPUs, {}, {}, {}; {}, JIT {}",
-        m.cpus, m.cpu_model, m.kernel, m.rustc, m.abi, m.jit
+        "machine: {} CPUs, {}, {}, {}; {}, JIT {}; load average {}",
+        m.cpus, m.cpu_model, m.kernel, m.rustc, m.abi, m.jit, m.load
     );
 
     out += "\npaths:\n";
@@ -367,6 +367,7 @@ pub fn json(results: &Results) -> Json {
             "cpu_model": m.cpu_model,
             "kernel": m.kernel,
             "rustc": m.rustc,
+            "load_average": m.load,
             "abi": m.abi,
             "jit": m.jit,
         },
