@@ -142,16 +142,15 @@ pub struct Machine {
     pub cpu_model: String,
     pub kernel: String,
     pub rustc: &'static str,
-    /// The 1-, 5- and 15-minute load averages when the run ended (this
-    /// run counts for about 1): other work on the machine shows in the
-    /// medians.
-    pub load: String,
+    /// How many CPUs other processes kept busy, on average, while the
+    /// benchmark ran: other work on the machine shows in the medians.
+    pub others_busy: Option<f64>,
     pub abi: String,
     pub jit: String,
 }
 
 impl Machine {
-    fn describe() -> Machine {
+    fn describe(others_busy: Option<f64>) -> Machine {
         let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|info| {
@@ -169,20 +168,62 @@ impl Machine {
             cpu_model,
             kernel,
             rustc: option_env!("JITCALL_RUSTC_VERSION").unwrap_or("unknown rustc"),
-            load: std::fs::read_to_string("/proc/loadavg")
-                .map(|load| {
-                    load.split_whitespace()
-                        .take(3)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_else(|_| "unknown".to_string()),
+            others_busy,
             abi: Abi::host().map_or("none".to_string(), |abi| abi.to_string()),
             jit: match jitcall::jit_status() {
                 Ok(()) => "available".to_string(),
                 Err(why) => format!("unavailable ({why})"),
             },
         }
+    }
+}
+
+/// CPU time counters, to tell how busy the rest of the machine was.
+#[derive(Clone, Copy)]
+struct CpuTimes {
+    /// Clock ticks of all CPUs: busy (anything but idle and iowait), and
+    /// in total.
+    busy: u64,
+    total: u64,
+    /// Clock ticks this process ran.
+    own: u64,
+}
+
+impl CpuTimes {
+    /// Reads /proc/stat and /proc/self/stat; `None` where they are missing.
+    fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal [guest guest_nice]
+        let total: u64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3)? + ticks.get(4)?;
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // After the command name: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = own_stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(CpuTimes {
+            busy: total - idle,
+            total,
+            own,
+        })
+    }
+
+    /// CPUs kept busy by everything but this process since `self`, on
+    /// average.
+    fn others_busy_since(&self, cpus: usize) -> Option<f64> {
+        let now = CpuTimes::now()?;
+        let total = now.total.checked_sub(self.total)?;
+        if total == 0 {
+            return None;
+        }
+        let others = (now.busy - self.busy).saturating_sub(now.own - self.own);
+        Some(others as f64 * cpus as f64 / total as f64)
     }
 }
 
@@ -391,6 +432,7 @@ pub fn run(config: &Config) -> Result<(), String> {
         Method::FULL
     };
     let table = cases::table()?;
+    let start = CpuTimes::now();
     let progress = Progress::new(table.len() + 1);
     let mut measured = Vec::with_capacity(table.len());
     for (done, case) in table.iter().enumerate() {
@@ -404,7 +446,9 @@ pub fn run(config: &Config) -> Result<(), String> {
     let results = Results {
         quick: config.quick,
         method,
-        machine: Machine::describe(),
+        machine: Machine::describe(start.and_then(|start| {
+            start.others_busy_since(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        })),
         cases: measured,
         creation,
     };

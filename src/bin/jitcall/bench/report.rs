@@ -202,9 +202,16 @@ pub fn text(results: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "machine: {} CPUs, {}, {}, {}; {}, JIT {}; load average {}",
-        m.cpus, m.cpu_model, m.kernel, m.rustc, m.abi, m.jit, m.load
+        "machine: {} CPUs, {}, {}, {}; {}, JIT {}",
+        m.cpus, m.cpu_model, m.kernel, m.rustc, m.abi, m.jit
     );
+    if let Some(busy) = m.others_busy {
+        let _ = writeln!(
+            out,
+            "other processes kept {busy:.2} of the {} CPUs busy on average during the run",
+            m.cpus
+        );
+    }
 
     out += "\npaths:\n";
     for path in Path::ALL {
@@ -367,7 +374,7 @@ pub fn json(results: &Results) -> Json {
             "cpu_model": m.cpu_model,
             "kernel": m.kernel,
             "rustc": m.rustc,
-            "load_average": m.load,
+            "others_busy_cpus": m.others_busy,
             "abi": m.abi,
             "jit": m.jit,
         },
