@@ -55,47 +55,54 @@ fn row(out: &mut String, case: &CaseResult, cell: impl Fn(Path, &Measurement) ->
     out.push('\n');
 }
 
-/// The lowest and highest of a set of ratios, each with the signature it
-/// belongs to.
+/// A set of ratios, each with the signature it belongs to.
 struct Spread<'a> {
+    ratios: Vec<(&'a str, f64)>,
     low: (&'a str, f64),
     high: (&'a str, f64),
-    count: usize,
 }
 
 impl<'a> Spread<'a> {
+    /// `None` for no ratios.
     fn of(ratios: impl Iterator<Item = (&'a str, f64)>) -> Option<Spread<'a>> {
         let ratios: Vec<(&str, f64)> = ratios.collect();
         Some(Spread {
             low: ratios.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1))?,
             high: ratios.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?,
-            count: ratios.len(),
+            ratios,
         })
     }
 
-    /// A verdict on `target`; `worst_is_high` says which end decides it
-    /// and `met` whether that end meets the target.
+    /// A verdict on `target`, met when every ratio `meets` it;
+    /// `worst_is_high` says which end of the spread is the worst.
     fn verdict(
         &self,
         target: &'static str,
         worst_is_high: bool,
-        met: impl Fn(f64) -> bool,
+        meets: impl Fn(f64) -> bool,
     ) -> Verdict {
         let (worst, best) = if worst_is_high {
             (self.high, self.low)
         } else {
             (self.low, self.high)
         };
+        let missed: Vec<&str> = self
+            .ratios
+            .iter()
+            .filter(|(_, ratio)| !meets(*ratio))
+            .map(|(name, _)| *name)
+            .collect();
         let ((low_name, low), (high_name, high)) = (self.low, self.high);
+        let n = self.ratios.len();
         Verdict {
             target,
             measured: format!(
-                "{low:.2}× ({low_name}) to {high:.2}× ({high_name}) over {} signatures",
-                self.count
+                "{low:.2}× ({low_name}) to {high:.2}× ({high_name}); {} of {n} signatures meet it",
+                n - missed.len()
             ),
-            met: Some(met(worst.1)),
+            met: Some(missed.is_empty()),
             json: json!({ "worst_ratio": worst.1, "worst": worst.0, "best_ratio": best.1,
-                          "best": best.0, "signatures": self.count }),
+                          "best": best.0, "signatures": n, "missed_by": missed }),
         }
     }
 }
