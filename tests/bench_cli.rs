@@ -44,6 +44,33 @@ fn jitcall(args: &[&str]) -> std::process::Output {
         .expect("the jitcall binary runs")
 }
 
+/// Runs `jitcall --quick --json FILE` with `env` set and returns the
+/// parsed file and stdout.
+fn quick_json(env: &[(&str, &str)]) -> (Value, String) {
+    let path = std::env::temp_dir().join(format!(
+        "jitcall-bench-{}-{}.json",
+        std::process::id(),
+        env.len()
+    ));
+    let output = Command::new(env!("CARGO_BIN_EXE_jitcall"))
+        .args(["--quick", "--json", path.to_str().unwrap()])
+        .envs(env.iter().copied())
+        .output()
+        .expect("the jitcall binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&path).expect("--json wrote the file");
+    std::fs::remove_file(&path).ok();
+    (
+        serde_json::from_str(&text).expect("the file is JSON"),
+        stdout,
+    )
+}
+
 fn is_summary(value: &Value) -> bool {
     ["median", "min", "max"]
         .iter()
@@ -53,17 +80,7 @@ fn is_summary(value: &Value) -> bool {
 
 #[test]
 fn quick_json_lists_every_signature_and_path() {
-    let path = std::env::temp_dir().join(format!("jitcall-bench-{}.json", std::process::id()));
-    let output = jitcall(&["--quick", "--json", path.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&path).expect("--json wrote the file");
-    std::fs::remove_file(&path).ok();
-    let json: Value = serde_json::from_str(&text).expect("the file is JSON");
+    let (json, stdout) = quick_json(&[]);
 
     assert_eq!(json["quick"], Value::Bool(true));
     let signatures = json["signatures"].as_array().expect("a signature list");
@@ -110,6 +127,28 @@ fn quick_json_lists_every_signature_and_path() {
             "no row for {name}:\n{stdout}"
         );
     }
+}
+
+#[test]
+fn without_jit_the_jit_paths_are_left_out() {
+    let (json, stdout) = quick_json(&[("JITCALL_DISABLE_JIT", "1")]);
+    for signature in json["signatures"].as_array().unwrap() {
+        let paths = &signature["paths"];
+        for key in ["packed", "call_packed", "receiver"] {
+            assert!(paths[key].is_null(), "{}: {key}", signature["name"]);
+        }
+        for key in ["direct", "libffi", "call"] {
+            assert!(
+                is_summary(&paths[key]["ns_per_call"]),
+                "{}: {key}",
+                signature["name"]
+            );
+        }
+    }
+    for target in json["targets"].as_array().unwrap() {
+        assert!(target["met"].is_null(), "{target}");
+    }
+    assert!(stdout.contains('—'), "{stdout}");
 }
 
 #[test]

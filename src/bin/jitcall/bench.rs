@@ -452,7 +452,14 @@ pub fn run(config: &Config) -> Result<(), String> {
         cases: measured,
         creation,
     };
-    print!("{}", report::text(&results));
+    let text = report::text(&results);
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(format!("cannot write the report: {e}"));
+        }
+        _ => {}
+    }
     if let Some(path) = &config.json {
         let json = serde_json::to_string_pretty(&report::json(&results))
             .map_err(|e| format!("cannot encode the results: {e}"))?;
