@@ -22,7 +22,9 @@ pub trait Param: Copy {
     /// What the receiver entry takes: 8- and 16-bit integers and `bool`
     /// widened to 32 bits, a buffer as a pointer to its view.
     type Widened: Copy;
+    /// The value as the target receives it.
     fn native(self) -> Self::Native;
+    /// The value as the receiver entry takes it.
     fn widened(self) -> Self::Widened;
     /// The packed-slot encoding.
     fn slot(self) -> u64;
