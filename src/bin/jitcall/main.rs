@@ -1,27 +1,64 @@
-//! `jitcall`: explain how a signature is called on each ABI.
+//! `jitcall`: measure what each call path costs, or explain how a signature
+//! is called on each ABI.
 //!
 //! ```text
+//! jitcall                      # the benchmark (same as `jitcall bench`)
+//! jitcall bench --quick --json results.json
 //! jitcall explain "(i32, f64, pointer) -> u8"
 //! jitcall explain '{"arguments":["i32"],"return":"i32"}'
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod bench;
 mod explain;
 
 const USAGE: &str = "\
 usage: jitcall [COMMAND]
 
 commands:
+  bench [--quick] [--json FILE]
+                      (the default) time every call path (direct, JIT packed
+                      entry raw and through call_packed, JIT receiver entry,
+                      libffi, checked call) on a table of signatures, and
+                      trampoline creation and density, against DESIGN.md's
+                      targets. --quick is a short smoke run; --json FILE also
+                      writes the results as JSON. `jitcall --quick` and
+                      `jitcall --json FILE` run bench too
   explain SIGNATURE   show, for each ABI and entry kind, where every argument
                       goes and whether the signature is eligible (SIGNATURE is
                       the text form \"(i32, f64) -> u8\" or the JSON object form)
   help                show this text";
 
+/// Parses `bench`'s options.
+fn bench_config(args: &[String]) -> Result<bench::Config, String> {
+    let mut config = bench::Config::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => config.quick = true,
+            "--json" => {
+                let file = args.next().ok_or("--json needs a file name")?;
+                config.json = Some(PathBuf::from(file));
+            }
+            other => match other.strip_prefix("--json=") {
+                Some(file) if !file.is_empty() => config.json = Some(PathBuf::from(file)),
+                _ => return Err(format!("bench: unknown option `{other}`\n\n{USAGE}")),
+            },
+        }
+    }
+    Ok(config)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        None => explain::run(&["(i32, f64, pointer) -> u8".to_string()]),
+        None => bench::run(&bench::Config::default()),
+        Some("bench") => bench_config(&args[1..]).and_then(|config| bench::run(&config)),
+        Some(flag) if flag.starts_with("--") && !matches!(flag, "--help") => {
+            bench_config(&args).and_then(|config| bench::run(&config))
+        }
         Some("explain") => explain::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");

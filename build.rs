@@ -1,0 +1,9 @@
+fn main() {
+    // `jitcall bench` names the compiler that built it in its report.
+    println!("cargo:rerun-if-changed=build.rs");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    if let Ok(output) = std::process::Command::new(rustc).arg("--version").output() {
+        let version = String::from_utf8_lossy(&output.stdout);
+        println!("cargo:rustc-env=JITCALL_RUSTC_VERSION={}", version.trim());
+    }
+}

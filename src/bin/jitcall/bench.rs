@@ -1,0 +1,470 @@
+//! `jitcall bench`: what each call path costs, per signature, next to a
+//! direct call; what creating a trampoline costs; how dense they are.
+//!
+//! For every signature of [`cases::table`] the target is bound twice (JIT
+//! tier with a receiver entry, and libffi forced), every path is run once
+//! and its result checked against the direct call's, then all paths are
+//! timed together ([`timing::measure`]). [`report`] prints the tables and
+//! the comparison with DESIGN.md's targets, and writes the JSON.
+
+use std::ffi::c_void;
+use std::hint::black_box;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use jitcall::{classify, Abi, Entry, Function, Limits, Options, PackedFn, Tier, Type, Value};
+
+mod cases;
+mod creation;
+mod report;
+mod timing;
+
+use cases::Case;
+use creation::Creation;
+use timing::{Loop, Measurement, Method};
+
+/// What `jitcall bench` was asked to do.
+#[derive(Debug, Default)]
+pub struct Config {
+    /// A short smoke run.
+    pub quick: bool,
+    /// Where to write the JSON results.
+    pub json: Option<PathBuf>,
+}
+
+/// A way of calling a bound function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// The target through its typed function pointer.
+    Direct,
+    /// The JIT packed entry, called as a [`PackedFn`].
+    Packed,
+    /// [`Function::call_packed`] on the JIT tier.
+    CallPacked,
+    /// The JIT receiver entry, called as a typed `extern "C" fn`.
+    Receiver,
+    /// libffi's `ffi_call` with a prepared Cif.
+    Libffi,
+    /// [`Function::call`], the checked path.
+    Call,
+}
+
+impl Path {
+    /// Every path, in table order.
+    pub const ALL: [Path; 6] = [
+        Path::Direct,
+        Path::Packed,
+        Path::CallPacked,
+        Path::Receiver,
+        Path::Libffi,
+        Path::Call,
+    ];
+
+    /// The column header and JSON key.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::Packed => "packed",
+            Path::CallPacked => "call_packed",
+            Path::Receiver => "receiver",
+            Path::Libffi => "libffi",
+            Path::Call => "call",
+        }
+    }
+
+    /// What the path measures, for the legend.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Path::Direct => {
+                "the target through a typed extern \"C\" fn pointer (black_box on pointer and \
+                 arguments): the floor"
+            }
+            Path::Packed => "the JIT packed entry, jit_entry() called as a jitcall::PackedFn",
+            Path::CallPacked => "Function::call_packed on the JIT tier",
+            Path::Receiver => {
+                "the JIT receiver entry, receiver_entry() called as extern \"C\" fn(receiver, \
+                 a0, …) with narrow integers widened"
+            }
+            Path::Libffi => {
+                "ffi_call with a prepared Cif: Function::call_packed with Options { force_libffi }"
+            }
+            Path::Call => "Function::call, the checked path (kinds checked, slots built per call)",
+        }
+    }
+
+    /// Whether the path returns through a packed return slot.
+    const fn uses_slot(self) -> bool {
+        matches!(self, Path::Packed | Path::CallPacked | Path::Libffi)
+    }
+}
+
+/// What the receiver entry of a signature does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiverKind {
+    /// Moves arguments and jumps to the target.
+    TailCall,
+    /// Calls the target and narrows its return value.
+    Call,
+}
+
+/// The results for one signature.
+pub struct CaseResult {
+    pub name: &'static str,
+    pub signature: String,
+    pub tier: String,
+    /// A real libc/libm symbol rather than a callee of this binary.
+    pub library_symbol: bool,
+    /// Arguments, and whether all of them go in registers in the packed
+    /// entry's call to the target.
+    pub args: usize,
+    pub register_args: bool,
+    pub receiver: Option<ReceiverKind>,
+    /// One per [`Path::ALL`]; `None` where the path does not apply.
+    pub paths: Vec<Option<Measurement>>,
+}
+
+impl CaseResult {
+    /// The measurement of `path`.
+    pub fn get(&self, path: Path) -> Option<&Measurement> {
+        let index = Path::ALL.iter().position(|&p| p == path)?;
+        self.paths[index].as_ref()
+    }
+
+    /// Median of `path` over median of `over`.
+    pub fn ratio(&self, path: Path, over: Path) -> Option<f64> {
+        Some(self.get(path)?.ns_per_call.median / self.get(over)?.ns_per_call.median)
+    }
+}
+
+/// The host and build the numbers come from.
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    pub rustc: &'static str,
+    /// How many CPUs other processes kept busy, on average, while the
+    /// benchmark ran: other work on the machine shows in the medians.
+    pub others_busy: Option<f64>,
+    pub abi: String,
+    pub jit: String,
+}
+
+impl Machine {
+    fn describe(others_busy: Option<f64>) -> Machine {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".to_string());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|release| format!("{} {}", std::env::consts::OS, release.trim()))
+            .unwrap_or_else(|_| std::env::consts::OS.to_string());
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            kernel,
+            rustc: option_env!("JITCALL_RUSTC_VERSION").unwrap_or("unknown rustc"),
+            others_busy,
+            abi: Abi::host().map_or("none".to_string(), |abi| abi.to_string()),
+            jit: match jitcall::jit_status() {
+                Ok(()) => "available".to_string(),
+                Err(why) => format!("unavailable ({why})"),
+            },
+        }
+    }
+}
+
+/// CPU time counters, to tell how busy the rest of the machine was.
+#[derive(Clone, Copy)]
+struct CpuTimes {
+    /// Clock ticks of all CPUs: busy (anything but idle and iowait), and
+    /// in total.
+    busy: u64,
+    total: u64,
+    /// Clock ticks this process ran.
+    own: u64,
+}
+
+impl CpuTimes {
+    /// Reads /proc/stat and /proc/self/stat; `None` where they are missing.
+    fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal [guest guest_nice]
+        let total: u64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3)? + ticks.get(4)?;
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // After the command name: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = own_stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(CpuTimes {
+            busy: total - idle,
+            total,
+            own,
+        })
+    }
+
+    /// CPUs kept busy by everything but this process since `self`, on
+    /// average.
+    fn others_busy_since(&self, cpus: usize) -> Option<f64> {
+        let now = CpuTimes::now()?;
+        let total = now.total.checked_sub(self.total)?;
+        if total == 0 {
+            return None;
+        }
+        let others = (now.busy - self.busy).saturating_sub(now.own - self.own);
+        Some(others as f64 * cpus as f64 / total as f64)
+    }
+}
+
+/// Everything one run measured.
+pub struct Results {
+    pub quick: bool,
+    pub method: Method,
+    pub machine: Machine,
+    pub cases: Vec<CaseResult>,
+    pub creation: Creation,
+}
+
+/// What an unwritten return slot holds, to see which paths store to it.
+const POISON: u64 = 0xa5a5_a5a5_a5a5_a5a5;
+
+/// The packed encoding of a value the checked call returned.
+fn value_slot(value: &Value) -> u64 {
+    match *value {
+        Value::Void => 0,
+        Value::Bool(b) => u64::from(b),
+        Value::I8(v) => v as i64 as u64,
+        Value::U8(v) => u64::from(v),
+        Value::I16(v) => v as i64 as u64,
+        Value::U16(v) => u64::from(v),
+        Value::I32(v) => v as i64 as u64,
+        Value::U32(v) => u64::from(v),
+        Value::I64(v) => v as u64,
+        Value::U64(v) => v,
+        Value::F32(v) => u64::from(v.to_bits()),
+        Value::F64(v) => v.to_bits(),
+        Value::Pointer(p) => p as u64,
+        Value::Buffer(view) => view.data as u64,
+        Value::Function(p) => p as u64,
+    }
+}
+
+/// A loop over `function.call_packed`.
+fn call_packed_loop<'a>(case: &'a Case, function: &'a Function) -> Loop<'a> {
+    Box::new(move |iters| {
+        let args = case.slots.as_ptr();
+        let mut ret = POISON;
+        let ret_ptr: *mut u64 = &mut ret;
+        for _ in 0..iters {
+            // SAFETY: one slot per argument of the bound signature, a
+            // writable return slot, and argument values valid for the target
+            // (the buffer slot addresses a leaked, live view).
+            unsafe { function.call_packed(black_box(args), black_box(ret_ptr)) };
+        }
+        ret
+    })
+}
+
+/// The call loops of one case, one per [`Path::ALL`].
+fn loops<'a>(case: &'a Case, jit: &'a Function, libffi: &'a Function) -> Vec<Option<Loop<'a>>> {
+    let direct: Loop = Box::new(|iters| case.run_direct(iters));
+    let packed = jit.jit_entry().map(|entry| {
+        // SAFETY: a JIT-tier function's jit_entry is a packed-entry
+        // trampoline, which has exactly the PackedFn type.
+        let entry = black_box(unsafe { std::mem::transmute::<*const c_void, PackedFn>(entry) });
+        Box::new(move |iters: u64| {
+            let args = case.slots.as_ptr();
+            let mut ret = POISON;
+            let ret_ptr: *mut u64 = &mut ret;
+            for _ in 0..iters {
+                // SAFETY: as in `call_packed_loop`; `jit` keeps the
+                // trampoline alive.
+                unsafe { entry(black_box(args), black_box(ret_ptr)) };
+            }
+            ret
+        }) as Loop
+    });
+    let call_packed = (jit.tier() == Tier::Jit).then(|| call_packed_loop(case, jit));
+    let receiver = jit.receiver_entry().map(|entry| {
+        Box::new(move |iters: u64| {
+            // SAFETY: `entry` is the receiver trampoline bound to this
+            // case's target and signature, kept alive by `jit`.
+            unsafe { case.run_receiver(entry, iters) }
+        }) as Loop
+    });
+    let call: Loop = Box::new(move |iters| {
+        let mut last = Ok(Value::Void);
+        for _ in 0..iters {
+            // SAFETY: the values were built from the signature's own types
+            // and are valid for the target.
+            last = black_box(unsafe { jit.call(black_box(&case.values)) });
+        }
+        last.map_or(POISON, |value| value_slot(&value))
+    });
+    vec![
+        Some(direct),
+        packed,
+        call_packed,
+        receiver,
+        Some(call_packed_loop(case, libffi)),
+        Some(call),
+    ]
+}
+
+/// Runs every loop once and compares its result with the direct call's.
+fn check(case: &Case, loops: &mut [Option<Loop>]) -> Result<(), String> {
+    let expected = case.run_direct(1);
+    for (path, run) in Path::ALL.iter().zip(loops.iter_mut()) {
+        let Some(run) = run else { continue };
+        let got = run(1);
+        let (want, got) = match case.sig.ret {
+            Type::Void if path.uses_slot() => (POISON, got),
+            Type::F32 => (expected & 0xffff_ffff, got & 0xffff_ffff),
+            _ => (expected, got),
+        };
+        if want != got {
+            return Err(format!(
+                "{}: the {} path returned {got:#x}, the direct call {want:#x}",
+                case.name,
+                path.key()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Binds and measures one case.
+fn measure_case(case: &Case, method: &Method) -> Result<CaseResult, String> {
+    let bind = |options: Options| {
+        case.bind(&options)
+            .map_err(|e| format!("{}: binding failed: {e}", case.name))
+    };
+    let jit = bind(Options {
+        receiver_entry: true,
+        ..Options::default()
+    })?;
+    let libffi = bind(Options {
+        force_libffi: true,
+        ..Options::default()
+    })?;
+    let mut call_loops = loops(case, &jit, &libffi);
+    check(case, &mut call_loops)?;
+
+    let paths = timing::measure(&mut call_loops, method);
+
+    let host = Abi::host();
+    let plan =
+        |entry| host.and_then(|abi| classify(&case.sig, abi, entry, &Limits::default()).ok());
+    let receiver = jit.receiver_entry().map(|_| {
+        if plan(Entry::Receiver).is_some_and(|plan| plan.tail_calls()) {
+            ReceiverKind::TailCall
+        } else {
+            ReceiverKind::Call
+        }
+    });
+    Ok(CaseResult {
+        name: case.name,
+        signature: case.sig.to_string(),
+        tier: match jit.tier() {
+            Tier::Jit => "jit".to_string(),
+            Tier::Libffi(why) => format!("libffi ({why})"),
+        },
+        library_symbol: case.is_library_symbol(),
+        args: case.sig.args.len(),
+        register_args: plan(Entry::Packed).is_some_and(|plan| plan.stack_bytes == 0),
+        receiver,
+        paths,
+    })
+}
+
+/// A progress line on stderr, shown only when stderr is a terminal.
+struct Progress {
+    shown: bool,
+    total: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            shown: std::io::stderr().is_terminal(),
+            total,
+        }
+    }
+
+    fn show(&self, done: usize, what: &str) {
+        if self.shown {
+            let mut stderr = std::io::stderr().lock();
+            // Progress is best effort: a failed write changes nothing.
+            let _ = write!(stderr, "\r\x1b[2K[{done}/{}] {what}", self.total);
+            let _ = stderr.flush();
+        }
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// Runs the benchmark, prints the report and writes the JSON if asked.
+///
+/// # Errors
+///
+/// A message when a library or symbol is missing, binding fails, a path
+/// returns a different result from the direct call, or the JSON file
+/// cannot be written.
+pub fn run(config: &Config) -> Result<(), String> {
+    let method = if config.quick {
+        Method::QUICK
+    } else {
+        Method::FULL
+    };
+    let table = cases::table()?;
+    let start = CpuTimes::now();
+    let progress = Progress::new(table.len() + 1);
+    let mut measured = Vec::with_capacity(table.len());
+    for (done, case) in table.iter().enumerate() {
+        progress.show(done, case.name);
+        measured.push(measure_case(case, &method)?);
+    }
+    progress.show(table.len(), "trampoline creation");
+    let creation = creation::measure(&table, &method)?;
+    progress.finish();
+
+    let results = Results {
+        quick: config.quick,
+        method,
+        machine: Machine::describe(start.and_then(|start| {
+            start.others_busy_since(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        })),
+        cases: measured,
+        creation,
+    };
+    let text = report::text(&results);
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(format!("cannot write the report: {e}"));
+        }
+        _ => {}
+    }
+    if let Some(path) = &config.json {
+        let json = serde_json::to_string_pretty(&report::json(&results))
+            .map_err(|e| format!("cannot encode the results: {e}"))?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,416 @@
+//! The report: the tables, the comparison with DESIGN.md's targets, and
+//! the JSON form of the same results.
+
+use std::fmt::Write;
+
+use serde_json::{json, Value as Json};
+
+use super::creation::{Density, BATCH};
+use super::timing::{Measurement, Summary};
+use super::{CaseResult, Path, ReceiverKind, Results};
+
+/// Width of the name column.
+const NAME: usize = 13;
+/// Width of a path column.
+const CELL: usize = 15;
+
+/// A duration in nanoseconds, in the unit that suits it.
+fn duration(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.2} ns")
+    }
+}
+
+fn kib(bytes: f64) -> String {
+    format!("{:.1} KiB", bytes / 1024.0)
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn header(out: &mut String) {
+    let _ = write!(out, "{:<NAME$}", "signature");
+    for path in Path::ALL {
+        let _ = write!(out, "{:>CELL$}", path.key());
+    }
+    out.push('\n');
+}
+
+/// One table row: `cell` renders each measured path.
+fn row(out: &mut String, case: &CaseResult, cell: impl Fn(Path, &Measurement) -> String) {
+    let _ = write!(out, "{:<NAME$}", case.name);
+    for path in Path::ALL {
+        let text = case.get(path).map_or("—".to_string(), |m| cell(path, m));
+        let _ = write!(out, "{text:>CELL$}");
+    }
+    out.push('\n');
+}
+
+/// A set of ratios, each with the signature it belongs to.
+struct Spread<'a> {
+    ratios: Vec<(&'a str, f64)>,
+    low: (&'a str, f64),
+    high: (&'a str, f64),
+}
+
+impl<'a> Spread<'a> {
+    /// `None` for no ratios.
+    fn of(ratios: impl Iterator<Item = (&'a str, f64)>) -> Option<Spread<'a>> {
+        let ratios: Vec<(&str, f64)> = ratios.collect();
+        Some(Spread {
+            low: ratios.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1))?,
+            high: ratios.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?,
+            ratios,
+        })
+    }
+
+    /// A verdict on `target`, met when every ratio `meets` it;
+    /// `worst_is_high` says which end of the spread is the worst.
+    fn verdict(
+        &self,
+        target: &'static str,
+        worst_is_high: bool,
+        meets: impl Fn(f64) -> bool,
+    ) -> Verdict {
+        let (worst, best) = if worst_is_high {
+            (self.high, self.low)
+        } else {
+            (self.low, self.high)
+        };
+        let missed: Vec<&str> = self
+            .ratios
+            .iter()
+            .filter(|(_, ratio)| !meets(*ratio))
+            .map(|(name, _)| *name)
+            .collect();
+        let ((low_name, low), (high_name, high)) = (self.low, self.high);
+        let n = self.ratios.len();
+        Verdict {
+            target,
+            measured: format!(
+                "{low:.2}× ({low_name}) to {high:.2}× ({high_name}); {} of {n} signatures meet it",
+                n - missed.len()
+            ),
+            met: Some(missed.is_empty()),
+            json: json!({ "worst_ratio": worst.1, "worst": worst.0, "best_ratio": best.1,
+                          "best": best.0, "signatures": n, "missed_by": missed }),
+        }
+    }
+}
+
+/// A performance target of DESIGN.md and how this run compares.
+struct Verdict {
+    target: &'static str,
+    measured: String,
+    met: Option<bool>,
+    json: Json,
+}
+
+/// The signatures the call-overhead targets are judged on: the callees of
+/// this binary, whose bodies are a few instructions. A libc or libm call's
+/// time is mostly the callee's own.
+fn judged(results: &Results) -> impl Iterator<Item = &CaseResult> {
+    results.cases.iter().filter(|case| !case.library_symbol)
+}
+
+fn verdicts(results: &Results) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+
+    let target = "packed entry ≤ 1.5× direct, 2–6 register arguments";
+    let packed = Spread::of(
+        judged(results)
+            .filter(|case| case.register_args && (2..=6).contains(&case.args))
+            .filter_map(|case| Some((case.name, case.ratio(Path::Packed, Path::Direct)?))),
+    );
+    verdicts.push(packed.map_or(not_measured(target), |spread| {
+        spread.verdict(target, true, |worst| worst <= 1.5)
+    }));
+
+    let target = "receiver entry that tail-calls ≤ 1.15× direct";
+    let receiver = Spread::of(
+        judged(results)
+            .filter(|case| case.receiver == Some(ReceiverKind::TailCall))
+            .filter_map(|case| Some((case.name, case.ratio(Path::Receiver, Path::Direct)?))),
+    );
+    verdicts.push(receiver.map_or(not_measured(target), |spread| {
+        spread.verdict(target, true, |worst| worst <= 1.15)
+    }));
+
+    let target = "libffi ≥ 10× the JIT packed entry";
+    let libffi = Spread::of(
+        judged(results)
+            .filter_map(|case| Some((case.name, case.ratio(Path::Libffi, Path::Packed)?))),
+    );
+    verdicts.push(libffi.map_or(not_measured(target), |spread| {
+        spread.verdict(target, false, |worst| worst >= 10.0)
+    }));
+
+    // Without code mappings the creations measured libffi's, not the JIT's.
+    let creation = &results.creation;
+    let jit = creation.batch_density.is_some();
+    let target = "one trampoline created in ≤ 5 µs";
+    verdicts.push(if jit {
+        Verdict {
+            target,
+            measured: format!("{} median", duration(creation.single.median)),
+            met: Some(creation.single.median <= 5_000.0),
+            json: json!({ "median_ns": creation.single.median }),
+        }
+    } else {
+        not_measured(target)
+    });
+    let target = "≤ 1 µs each in a batch of 1,000";
+    verdicts.push(if jit {
+        Verdict {
+            target,
+            measured: format!("{} median", duration(creation.batch_each.median)),
+            met: Some(creation.batch_each.median <= 1_000.0),
+            json: json!({ "median_ns": creation.batch_each.median }),
+        }
+    } else {
+        not_measured(target)
+    });
+    let target = "1,000 trampolines in ≤ 128 KiB of code mappings";
+    verdicts.push(
+        creation
+            .batch_density
+            .map_or(not_measured(target), |density| {
+                let thousand = density.per_function() * 1000.0;
+                Verdict {
+                    target,
+                    measured: format!("{} for 1,000 from one batch", kib(thousand)),
+                    met: Some(thousand <= 128.0 * 1024.0),
+                    json: json!({ "bytes_per_1000": thousand }),
+                }
+            }),
+    );
+    verdicts
+}
+
+fn not_measured(target: &'static str) -> Verdict {
+    Verdict {
+        target,
+        measured: "not measured (no JIT tier)".to_string(),
+        met: None,
+        json: Json::Null,
+    }
+}
+
+/// The report as text.
+pub fn text(results: &Results) -> String {
+    let mut out = String::new();
+    let m = &results.machine;
+    let method = &results.method;
+    let _ = writeln!(
+        out,
+        "jitcall bench{}: nanoseconds per call, median of {} samples of ≥ {:?} each \
+         after {:?} of warm-up; the paths of a signature sampled in turn",
+        if results.quick { " --quick" } else { "" },
+        method.samples,
+        method.sample,
+        method.warm_up,
+    );
+    let _ = writeln!(
+        out,
+        "machine: {} CPUs, {}, {}, {}; {}, JIT {}",
+        m.cpus, m.cpu_model, m.kernel, m.rustc, m.abi, m.jit
+    );
+    if let Some(busy) = m.others_busy {
+        let _ = writeln!(
+            out,
+            "other processes kept {busy:.2} of the {} CPUs busy on average during the run",
+            m.cpus
+        );
+    }
+
+    out += "\npaths:\n";
+    for path in Path::ALL {
+        let _ = writeln!(out, "  {:<12} {}", path.key(), path.description());
+    }
+
+    out += "\nsignatures (tier; what the receiver entry does; where the target is defined):\n";
+    for case in &results.cases {
+        let receiver = match case.receiver {
+            Some(ReceiverKind::TailCall) => "tail call",
+            Some(ReceiverKind::Call) => "call, narrow",
+            None => "—",
+        };
+        let origin = if case.library_symbol {
+            "libc/libm"
+        } else {
+            "here"
+        };
+        let _ = writeln!(
+            out,
+            "  {:<NAME$}{:<5} {receiver:<13} {origin:<10} {}",
+            case.name, case.tier, case.signature
+        );
+    }
+
+    out += "\nmedian ns per call, and the ratio to the direct call:\n";
+    header(&mut out);
+    for case in &results.cases {
+        let direct = case.get(Path::Direct).map(|m| m.ns_per_call.median);
+        row(&mut out, case, |path, m| {
+            let median = m.ns_per_call.median;
+            match (path, direct) {
+                (Path::Direct, _) | (_, None) => format!("{median:.2}"),
+                (_, Some(direct)) => format!("{median:.2} {:>5.2}×", median / direct),
+            }
+        });
+    }
+
+    out += "\nmin–max ns per call over the samples:\n";
+    header(&mut out);
+    for case in &results.cases {
+        row(&mut out, case, |_, m| {
+            format!("{:.2}–{:.2}", m.ns_per_call.min, m.ns_per_call.max)
+        });
+    }
+
+    let creation = &results.creation;
+    out += "\ncreation and density:\n";
+    let _ = writeln!(
+        out,
+        "  one Function::new                {} median ({} to {}, {} creations)",
+        duration(creation.single.median),
+        duration(creation.single.min),
+        duration(creation.single.max),
+        creation.single.samples,
+    );
+    let _ = writeln!(
+        out,
+        "  each in a Function::batch of {BATCH} {} median ({} to {}, {} batches)",
+        duration(creation.batch_each.median),
+        duration(creation.batch_each.min),
+        duration(creation.batch_each.max),
+        creation.batch_each.samples,
+    );
+    let density = |density: Option<Density>| match density {
+        Some(d) => format!(
+            "{:.0} bytes each, {} per 1,000 ({} live functions measured)",
+            d.per_function(),
+            kib(d.per_function() * 1000.0),
+            d.functions
+        ),
+        None => "no code mappings (no JIT tier)".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "  code mapping, one batch          {}",
+        density(creation.batch_density)
+    );
+    let _ = writeln!(
+        out,
+        "  code mapping, Function::new      {}",
+        density(creation.single_density)
+    );
+
+    out += "\nDESIGN.md targets (call ratios over the callees defined in this binary):\n";
+    for verdict in verdicts(results) {
+        let status = verdict.met.map_or("—", met);
+        let _ = writeln!(
+            out,
+            "  {:<52} {:<7} {}",
+            verdict.target, status, verdict.measured
+        );
+    }
+    out
+}
+
+fn summary_json(summary: &Summary) -> Json {
+    json!({
+        "median": summary.median,
+        "min": summary.min,
+        "max": summary.max,
+        "samples": summary.samples,
+    })
+}
+
+fn density_json(density: Option<Density>) -> Json {
+    density.map_or(Json::Null, |d| {
+        json!({
+            "functions": d.functions,
+            "mapping_bytes": d.bytes,
+            "bytes_per_function": d.per_function(),
+        })
+    })
+}
+
+/// The results as JSON: every signature with every path (null where the
+/// path does not apply), creation, density and the targets.
+pub fn json(results: &Results) -> Json {
+    let m = &results.machine;
+    let signatures: Vec<Json> = results
+        .cases
+        .iter()
+        .map(|case| {
+            let paths: serde_json::Map<String, Json> = Path::ALL
+                .iter()
+                .map(|&path| {
+                    let value = case.get(path).map_or(Json::Null, |m| {
+                        json!({
+                            "ns_per_call": summary_json(&m.ns_per_call),
+                            "iters_per_sample": m.iters_per_sample,
+                            "ratio_to_direct": case.ratio(path, Path::Direct),
+                        })
+                    });
+                    (path.key().to_string(), value)
+                })
+                .collect();
+            json!({
+                "name": case.name,
+                "signature": case.signature,
+                "tier": case.tier,
+                "library_symbol": case.library_symbol,
+                "receiver_entry": match case.receiver {
+                    Some(ReceiverKind::TailCall) => "tail_call",
+                    Some(ReceiverKind::Call) => "call",
+                    None => "none",
+                },
+                "paths": paths,
+            })
+        })
+        .collect();
+    let creation = &results.creation;
+    let targets: Vec<Json> = verdicts(results)
+        .into_iter()
+        .map(|v| json!({ "target": v.target, "met": v.met, "measured": v.json }))
+        .collect();
+    json!({
+        "quick": results.quick,
+        "machine": {
+            "cpus": m.cpus,
+            "cpu_model": m.cpu_model,
+            "kernel": m.kernel,
+            "rustc": m.rustc,
+            "others_busy_cpus": m.others_busy,
+            "abi": m.abi,
+            "jit": m.jit,
+        },
+        "method": {
+            "warm_up_ns": results.method.warm_up.as_nanos() as u64,
+            "sample_ns": results.method.sample.as_nanos() as u64,
+            "samples": results.method.samples,
+        },
+        "paths": Path::ALL.iter().map(|p| json!({ "key": p.key(), "description": p.description() })).collect::<Vec<_>>(),
+        "signatures": signatures,
+        "creation": {
+            "single_ns": summary_json(&creation.single),
+            "batch_size": BATCH,
+            "batch_each_ns": summary_json(&creation.batch_each),
+            "density_batch": density_json(creation.batch_density),
+            "density_single": density_json(creation.single_density),
+        },
+        "targets": targets,
+    })
+}

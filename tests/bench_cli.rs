@@ -1,0 +1,168 @@
+//! `jitcall bench`: the structure of its output, never its timing.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const SIGNATURES: [&str; 21] = [
+    "add-i8",
+    "add-u8",
+    "add-i16",
+    "add-u16",
+    "add-i32",
+    "add-u32",
+    "add-i64",
+    "add-u64",
+    "add-f32",
+    "add-f64",
+    "sum-3-i32",
+    "sum-5-i32",
+    "sum-8-i32",
+    "mixed-12",
+    "noop-void",
+    "identity-i32",
+    "pointer-null",
+    "buffer-sum",
+    "getpid",
+    "strlen",
+    "cos",
+];
+
+const PATHS: [&str; 6] = [
+    "direct",
+    "packed",
+    "call_packed",
+    "receiver",
+    "libffi",
+    "call",
+];
+
+fn jitcall(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_jitcall"))
+        .args(args)
+        .output()
+        .expect("the jitcall binary runs")
+}
+
+/// Runs `jitcall --quick --json FILE` with `env` set and returns the
+/// parsed file and stdout.
+fn quick_json(env: &[(&str, &str)]) -> (Value, String) {
+    let path = std::env::temp_dir().join(format!(
+        "jitcall-bench-{}-{}.json",
+        std::process::id(),
+        env.len()
+    ));
+    let output = Command::new(env!("CARGO_BIN_EXE_jitcall"))
+        .args(["--quick", "--json", path.to_str().unwrap()])
+        .envs(env.iter().copied())
+        .output()
+        .expect("the jitcall binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&path).expect("--json wrote the file");
+    std::fs::remove_file(&path).ok();
+    (
+        serde_json::from_str(&text).expect("the file is JSON"),
+        stdout,
+    )
+}
+
+fn is_summary(value: &Value) -> bool {
+    ["median", "min", "max"]
+        .iter()
+        .all(|key| value[key].is_f64())
+        && value["samples"].is_u64()
+}
+
+#[test]
+fn quick_json_lists_every_signature_and_path() {
+    let (json, stdout) = quick_json(&[]);
+
+    assert_eq!(json["quick"], Value::Bool(true));
+    let signatures = json["signatures"].as_array().expect("a signature list");
+    let names: Vec<&str> = signatures
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, SIGNATURES);
+    for signature in signatures {
+        let name = &signature["name"];
+        assert!(signature["signature"].is_string(), "{name}");
+        let paths = signature["paths"].as_object().expect("a path map");
+        let keys: Vec<&str> = paths.keys().map(String::as_str).collect();
+        let mut expected = PATHS.to_vec();
+        expected.sort_unstable();
+        let mut keys_sorted = keys.clone();
+        keys_sorted.sort_unstable();
+        assert_eq!(keys_sorted, expected, "{name}");
+        for (key, path) in paths {
+            // A path that does not apply is null; the others are measured.
+            if path.is_null() {
+                assert!(
+                    !["direct", "libffi", "call"].contains(&key.as_str()),
+                    "{name} {key}"
+                );
+                continue;
+            }
+            assert!(is_summary(&path["ns_per_call"]), "{name} {key}: {path}");
+            assert!(path["iters_per_sample"].as_u64().unwrap() >= 1);
+            assert!(path["ratio_to_direct"].is_f64(), "{name} {key}");
+        }
+    }
+
+    let creation = &json["creation"];
+    assert!(is_summary(&creation["single_ns"]));
+    assert!(is_summary(&creation["batch_each_ns"]));
+    assert_eq!(creation["batch_size"], 1000);
+    assert_eq!(json["targets"].as_array().unwrap().len(), 6);
+
+    // The text report has the same rows.
+    for name in SIGNATURES {
+        assert!(
+            stdout.lines().any(|line| line.starts_with(name)),
+            "no row for {name}:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn without_jit_the_jit_paths_are_left_out() {
+    let (json, stdout) = quick_json(&[("JITCALL_DISABLE_JIT", "1")]);
+    for signature in json["signatures"].as_array().unwrap() {
+        let paths = &signature["paths"];
+        for key in ["packed", "call_packed", "receiver"] {
+            assert!(paths[key].is_null(), "{}: {key}", signature["name"]);
+        }
+        for key in ["direct", "libffi", "call"] {
+            assert!(
+                is_summary(&paths[key]["ns_per_call"]),
+                "{}: {key}",
+                signature["name"]
+            );
+        }
+    }
+    for target in json["targets"].as_array().unwrap() {
+        assert!(target["met"].is_null(), "{target}");
+    }
+    assert!(stdout.contains('—'), "{stdout}");
+}
+
+#[test]
+fn unknown_options_are_refused_with_the_usage() {
+    let output = jitcall(&["bench", "--fast"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown option `--fast`"), "{stderr}");
+    assert!(stderr.contains("usage: jitcall"), "{stderr}");
+}
+
+#[test]
+fn json_needs_a_file_name() {
+    let output = jitcall(&["bench", "--json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--json needs a file name"));
+}
