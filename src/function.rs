@@ -390,7 +390,9 @@ pub(crate) fn bind_batch(
             .iter()
             .map(|(plan, _)| emit_bound(plan).next_multiple_of(CODE_ALIGN))
             .sum();
-        let block = CodeBlock::build(bound, |base, bytes| {
+        // Near the first target: a batch usually binds one library.
+        let near = pieces.first().map(|&(_, target)| target);
+        let block = CodeBlock::build(bound, near, |base, bytes| {
             let mut at = 0;
             for (plan, target) in &pieces {
                 let code = emit(plan, base + at as u64, *target);

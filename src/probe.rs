@@ -47,7 +47,7 @@ fn probe() -> Result<(), JitUnavailable> {
     // Map a page RW, write a return instruction, flush and flip to RX. The
     // page is never executed: success of the flip is the answer, and running
     // fresh code where it is forbidden could kill the process.
-    CodeBlock::build(1, |_, page| {
+    CodeBlock::build(1, None, |_, page| {
         page[..RETURN_INSTRUCTION.len()].copy_from_slice(RETURN_INSTRUCTION);
     })
     .map(drop)
