@@ -75,6 +75,9 @@ export RUSTDOC=/usr/bin/rustdoc
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /"
+# Tests that start a target binary themselves (the jitcall binary, or the
+# test binary again in a child process) start it through the same runner.
+export JITCALL_TEST_RUNNER="qemu-aarch64 -L /"
 echo "== environment"
 for var in RUSTC RUSTDOC CC_aarch64_unknown_linux_gnu \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER; do

@@ -1,7 +1,5 @@
 //! `jitcall bench`: the structure of its output, never its timing.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 const SIGNATURES: [&str; 21] = [
@@ -38,7 +36,7 @@ const PATHS: [&str; 6] = [
 ];
 
 fn jitcall(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_jitcall"))
+    jitcall_fixtures::process::target_command(env!("CARGO_BIN_EXE_jitcall").as_ref())
         .args(args)
         .output()
         .expect("the jitcall binary runs")
@@ -52,7 +50,7 @@ fn quick_json(env: &[(&str, &str)]) -> (Value, String) {
         std::process::id(),
         env.len()
     ));
-    let output = Command::new(env!("CARGO_BIN_EXE_jitcall"))
+    let output = jitcall_fixtures::process::target_command(env!("CARGO_BIN_EXE_jitcall").as_ref())
         .args(["--quick", "--json", path.to_str().unwrap()])
         .envs(env.iter().copied())
         .output()

@@ -23,7 +23,6 @@
 //! to the command that runs it (e.g. `qemu-aarch64 -L /`).
 
 use std::ffi::c_void;
-use std::process::Command;
 
 use jitcall::{Fallback, Function, JitUnavailable, MemoryRefused, Options, Tier};
 use jitcall_fixtures::process::{self, notice, status_kib};
@@ -300,17 +299,7 @@ fn in_child(test: &str, case: fn() -> Result<String, String>) {
     let exe = std::env::current_exe().expect("the test binary's path");
     // Under an emulator the child must be started through it:
     // JITCALL_TEST_RUNNER holds the command, as cargo's target runner does.
-    let runner = std::env::var("JITCALL_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut command = match words.next() {
-        Some(program) => {
-            let mut command = Command::new(program);
-            command.args(words).arg(&exe);
-            command
-        }
-        None => Command::new(&exe),
-    };
-    let spawned = command
+    let spawned = process::target_command(&exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, test)
         .env_remove("JITCALL_DISABLE_JIT")
