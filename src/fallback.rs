@@ -45,12 +45,13 @@ fn ffi_type(ty: Type) -> FfiType {
 /// arguments at their natural size, so there they keep their own type.
 const EXTEND_NARROW: bool = !cfg!(target_vendor = "apple");
 
-/// The type libffi is told an argument of `ty` has.
-fn ffi_arg_type(ty: Type) -> FfiType {
+/// The type an argument of `ty` is handed to libffi as: narrow integers as
+/// 32-bit ones where [`EXTEND_NARROW`] says so, everything else as itself.
+fn passed_as(ty: Type) -> Type {
     match ty.int_width() {
-        Some((8 | 16, true)) if EXTEND_NARROW => FfiType::i32(),
-        Some((8 | 16, false)) if EXTEND_NARROW => FfiType::u32(),
-        _ => ffi_type(ty),
+        Some((8 | 16, true)) if EXTEND_NARROW => Type::I32,
+        Some((8 | 16, false)) if EXTEND_NARROW => Type::U32,
+        _ => ty,
     }
 }
 
@@ -79,8 +80,11 @@ impl LibffiCall {
     ///
     /// [`Error::Libffi`] when `ffi_prep_cif` rejects the signature.
     pub(crate) fn new(sig: &Signature) -> Result<LibffiCall> {
-        let cif = Cif::try_new(sig.args.iter().map(|&t| ffi_arg_type(t)), ffi_type(sig.ret))
-            .map_err(|e| Error::Libffi(format!("{e:?}")))?;
+        let cif = Cif::try_new(
+            sig.args.iter().map(|&t| ffi_type(passed_as(t))),
+            ffi_type(sig.ret),
+        )
+        .map_err(|e| Error::Libffi(format!("{e:?}")))?;
         Ok(LibffiCall {
             cif,
             args: sig.args.clone().into_boxed_slice(),
@@ -132,15 +136,16 @@ impl LibffiCall {
         for (i, &ty) in self.args.iter().enumerate() {
             // SAFETY: the caller provides one readable slot per argument.
             let slot = unsafe { args.add(i) };
-            pointers[i] = if EXTEND_NARROW && ty.is_narrow() {
+            let passed = passed_as(ty);
+            pointers[i] = if passed != ty {
                 // SAFETY: the caller provides one readable slot per argument.
                 data[i] = widen(ty, unsafe { *slot });
-                // The low 32 bits hold the extended value: libffi reads an
-                // i32/u32 from the start of `data[i]` on a little-endian
-                // host, the end of its low word on a big-endian one.
-                let offset = if cfg!(target_endian = "big") { 4 } else { 0 };
                 // SAFETY: the offset stays within `data[i]`.
-                unsafe { (&mut data[i] as *mut u64).cast::<u8>().add(offset) as *mut c_void }
+                unsafe {
+                    (&mut data[i] as *mut u64)
+                        .cast::<u8>()
+                        .add(slot_offset(passed)) as *mut c_void
+                }
             } else if ty == Type::Buffer {
                 // SAFETY: a buffer slot holds null or a valid view address.
                 let view = unsafe { *slot } as *const BufferView;

@@ -48,9 +48,13 @@ impl Value {
         }
     }
 
-    /// The packed-slot encoding of this value. A buffer's slot holds the
-    /// address of its view, so the value must stay in place for the call.
-    pub(crate) fn as_slot(&self) -> u64 {
+    /// The packed-slot encoding of this value, as
+    /// [`Function::call_packed`](crate::Function::call_packed) reads
+    /// arguments and writes returns: integers sign- or zero-extended to 64
+    /// bits, `f32` bits in the low 32 bits, `f64` bits, addresses. A
+    /// buffer's slot holds the address of its view, so the value must stay
+    /// in place while the slot is used.
+    pub fn as_slot(&self) -> u64 {
         match *self {
             Value::Void => 0,
             Value::Bool(b) => u64::from(b),

@@ -239,27 +239,6 @@ pub struct Results {
 /// What an unwritten return slot holds, to see which paths store to it.
 const POISON: u64 = 0xa5a5_a5a5_a5a5_a5a5;
 
-/// The packed encoding of a value the checked call returned.
-fn value_slot(value: &Value) -> u64 {
-    match *value {
-        Value::Void => 0,
-        Value::Bool(b) => u64::from(b),
-        Value::I8(v) => v as i64 as u64,
-        Value::U8(v) => u64::from(v),
-        Value::I16(v) => v as i64 as u64,
-        Value::U16(v) => u64::from(v),
-        Value::I32(v) => v as i64 as u64,
-        Value::U32(v) => u64::from(v),
-        Value::I64(v) => v as u64,
-        Value::U64(v) => v,
-        Value::F32(v) => u64::from(v.to_bits()),
-        Value::F64(v) => v.to_bits(),
-        Value::Pointer(p) => p as u64,
-        Value::Buffer(view) => view.data as u64,
-        Value::Function(p) => p as u64,
-    }
-}
-
 /// A loop over `function.call_packed`.
 fn call_packed_loop<'a>(case: &'a Case, function: &'a Function) -> Loop<'a> {
     Box::new(move |iters| {
@@ -310,7 +289,7 @@ fn loops<'a>(case: &'a Case, jit: &'a Function, libffi: &'a Function) -> Vec<Opt
             // and are valid for the target.
             last = black_box(unsafe { jit.call(black_box(&case.values)) });
         }
-        last.map_or(POISON, |value| value_slot(&value))
+        last.map_or(POISON, |value| value.as_slot())
     });
     vec![
         Some(direct),
