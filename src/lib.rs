@@ -56,6 +56,3 @@ pub use library::Library;
 pub use memory::MemoryRefused;
 pub use probe::{jit_available, jit_status, JitUnavailable};
 pub use value::Value;
-
-/// Disassembly of emitted code (`jitcall explain` uses it).
-pub use jitcall_emitters::disasm;

@@ -1,7 +1,7 @@
 //! `jitcall explain`: classification of one signature on every ABI.
 
-use jitcall::disasm::disassemble;
 use jitcall::{classify, emit, Abi, Entry, Limits, Signature};
+use jitcall_emitters::disasm::disassemble;
 
 /// Where the listings place the trampoline and its target: a target in
 /// direct-branch reach, as it usually is.
