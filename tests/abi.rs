@@ -242,3 +242,171 @@ fn the_fixtures_catch_clobbered_registers_and_a_misaligned_stack() {
     let misaligned = unsafe { abi_test_sp_mod16_misaligned() };
     assert_eq!(misaligned, 8, "jf_entry_sp_mod16 missed a misaligned sp");
 }
+
+/// The vector-register count a System V variadic callee reads from `al`
+/// (psABI §3.2.3), for an argument list: its FP arguments in xmm0–7.
+#[cfg(target_arch = "x86_64")]
+fn fp_in_registers(sig: &Signature) -> u64 {
+    sig.args.iter().filter(|t| t.is_float()).count().min(8) as u64
+}
+
+/// Signatures of 0 to 10 float arguments, alone and among enough integers
+/// to put integers on the stack (whose moves use rax as scratch), and the
+/// fixtures' shapes with a 64-bit return.
+#[cfg(target_arch = "x86_64")]
+fn vector_count_shapes() -> Vec<Signature> {
+    let mut sigs: Vec<Signature> = many_arg_shapes()
+        .into_iter()
+        .filter(|s| matches!(s.sig.ret, Type::U64 | Type::I64))
+        .map(|s| s.sig)
+        .collect();
+    for floats in 0..=10 {
+        // Seven integers put one on the stack; 16 arguments at most.
+        for ints in [0, 7].into_iter().filter(|ints| floats + ints <= 16) {
+            let args = (0..floats + ints)
+                .map(|i| {
+                    if i % 2 == 0 && i / 2 < floats {
+                        Type::F64
+                    } else {
+                        Type::I64
+                    }
+                })
+                .collect::<Vec<_>>();
+            sigs.push(Signature::new(args, Type::U64));
+        }
+    }
+    sigs
+}
+
+/// Every x86_64 trampoline sets `al` before it reaches the target: at least
+/// the number of vector registers holding arguments, at most 8. Each entry
+/// is entered with `al` holding 0 and then 0xEE, neither of which is right
+/// for every signature.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn al_counts_the_vector_registers_at_every_call() {
+    use jitcall::PackedFn;
+    use jitcall_fixtures::{c::with_rax, Shape};
+
+    let mut checked = 0;
+    for sig in vector_count_shapes() {
+        let target = c::jf_vector_count as *const c_void;
+        // SAFETY: the fixture ignores its arguments and returns a u64.
+        let f = unsafe { Function::with_options(target, &sig, &options()) }.unwrap();
+        let want = fp_in_registers(&sig);
+        let slots = vec![0u64; sig.args.len()];
+        for entered_with in [0, 0xee] {
+            let packed = f.jit_entry().expect("JIT tier");
+            // SAFETY: the shim is called as the packed entry it enters.
+            let al = unsafe {
+                with_rax(packed, entered_with, |shim| {
+                    let shim = std::mem::transmute::<*const c_void, PackedFn>(shim);
+                    let mut ret = u64::MAX;
+                    shim(slots.as_ptr(), &mut ret);
+                    ret
+                })
+            };
+            assert!(
+                (want..=8).contains(&al),
+                "packed entry {sig}, entered with al = {entered_with:#x}: al = {al:#x}, want {want}..=8"
+            );
+            checked += 1;
+
+            // The receiver entry, called with typed arguments through a
+            // shape of the same signature.
+            let receiver = f.receiver_entry().expect("receiver entry");
+            if let Some(shape) = many_arg_shapes().into_iter().find(|s: &Shape| s.sig == sig) {
+                // SAFETY: the shim is called as the receiver entry it enters.
+                let al = unsafe {
+                    with_rax(receiver, entered_with, |shim| {
+                        (shape.receiver)(shim, &slots)
+                    })
+                }
+                .expect("a u64 return");
+                assert!(
+                    (want..=8).contains(&al),
+                    "receiver entry {sig}, entered with al = {entered_with:#x}: al = {al:#x}, want {want}..=8"
+                );
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} calls checked");
+}
+
+/// A variadic function bound with its fixed prototype, as runtimes bind
+/// printf-like functions: on x86_64 each entry is entered with al = 0, so a
+/// trampoline that left al alone would make the callee skip saving its
+/// float arguments.
+#[test]
+fn variadic_callees_bound_with_their_fixed_prototype_get_their_floats() {
+    let sig: Signature = "(i32, f64, f64, f64) -> f64".parse().unwrap();
+    let target = c::jf_variadic_sum as *const c_void;
+    // SAFETY: jf_variadic_sum(3, ...) reads three doubles, as declared.
+    let f = unsafe { Function::with_options(target, &sig, &options()) }.unwrap();
+    let slots = [3, 1.5f64.to_bits(), 2.25f64.to_bits(), 4.0f64.to_bits()];
+    let mut ret = 0u64;
+    // SAFETY: one slot per argument and a return slot.
+    let packed = |entry: *const c_void| unsafe {
+        let entry = std::mem::transmute::<*const c_void, jitcall::PackedFn>(entry);
+        entry(slots.as_ptr(), &mut ret);
+        f64::from_bits(ret)
+    };
+    type Receiver = unsafe extern "C" fn(*const c_void, i32, f64, f64, f64) -> f64;
+    // SAFETY: the receiver entry of (i32, f64, f64, f64) -> f64.
+    let receiver = |entry: *const c_void| unsafe {
+        std::mem::transmute::<*const c_void, Receiver>(entry)(std::ptr::null(), 3, 1.5, 2.25, 4.0)
+    };
+    let (jit, recv) = (f.jit_entry().unwrap(), f.receiver_entry().unwrap());
+    #[cfg(target_arch = "x86_64")]
+    let (got_packed, got_receiver) = {
+        use jitcall_fixtures::c::with_rax;
+        // SAFETY: each shim is called as the entry it enters.
+        unsafe { (with_rax(jit, 0, packed), with_rax(recv, 0, receiver)) }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (got_packed, got_receiver) = (packed(jit), receiver(recv));
+    assert_eq!(got_packed, 7.75, "packed entry");
+    assert_eq!(got_receiver, 7.75, "receiver entry");
+}
+
+/// snprintf from the C library, bound with the prototype of a call with
+/// `"%d %f"`, an int and a double; entered with al = 0 on x86_64.
+#[test]
+fn snprintf_bound_with_a_fixed_prototype_prints_its_float() {
+    let libc = jitcall::Library::this_process().unwrap();
+    let sig = "(pointer, u64, pointer, i32, f64) -> i32".parse().unwrap();
+    let snprintf = libc.function("snprintf", &sig).unwrap();
+    let mut buf = [0u8; 32];
+    let format = c"%d %f";
+    let slots = [
+        buf.as_mut_ptr() as u64,
+        buf.len() as u64,
+        format.as_ptr() as u64,
+        7,
+        2.5f64.to_bits(),
+    ];
+    let mut written = 0u64;
+    let entry = snprintf.jit_entry().expect("JIT tier");
+    let call = |entry: *const c_void| {
+        // SAFETY: the packed entry of snprintf's fixed prototype, with a
+        // buffer of `buf.len()` bytes and a format reading an int and a
+        // double.
+        unsafe {
+            std::mem::transmute::<*const c_void, jitcall::PackedFn>(entry)(
+                slots.as_ptr(),
+                &mut written,
+            )
+        }
+    };
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the shim is called as the packed entry it enters.
+    unsafe {
+        jitcall_fixtures::c::with_rax(entry, 0, call)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    call(entry);
+    let text = std::ffi::CStr::from_bytes_until_nul(&buf).unwrap();
+    assert_eq!(text.to_str().unwrap(), "7 2.500000");
+    assert_eq!(written, 10);
+}

@@ -10,7 +10,7 @@
 //! | xmm0–xmm7           | FP args 0–7, xmm0 the return   | FP args, untouched           |
 //! | r10                 | `args` while loading           | —                            |
 //! | rbx (callee-saved)  | `ret` across the call, saved   | —                            |
-//! | rax                 | scratch for stack args, return | scratch, return              |
+//! | rax                 | scratch for stack args; `al` = vector registers used at the branch; return | the same |
 //! | r11                 | a target out of rel32 reach    | the same                     |
 //!
 //! Packed entry frame (`F` = the target's stack arguments rounded up to 16):
@@ -36,7 +36,14 @@
 //!
 //! Narrow integer arguments are always extended to 32 bits: the psABI leaves
 //! their upper bits unspecified, but clang-compiled callees rely on it. The
-//! red zone is never used and `al` is not set (no variadic targets).
+//! red zone is never used.
+//!
+//! Before it reaches the target every trampoline sets `al` to the number of
+//! vector registers holding arguments (psABI §3.2.3: a variadic callee reads
+//! it to decide whether to save xmm0–7). A fixed-prototype callee ignores
+//! it, but runtimes bind variadic functions such as `snprintf` with the
+//! prototype of one call, and a stale `al` of 0 makes them read garbage
+//! floats. libffi sets it too.
 
 // dynasm! expands dynamic register operands to `.into()` calls, which are
 // identity conversions for the `u8` register numbers used here.
@@ -105,6 +112,7 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
         let slot = Operand::Mem(R10, 8 * i as i32);
         move_arg(ops, arg.ty, slot, arg.to, 0);
     }
+    set_vector_count(ops, plan);
     branch(ops, base, target, Branch::Call);
     store_return(ops, plan.ret);
     if frame > 0 {
@@ -142,6 +150,7 @@ fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
         };
         move_arg(ops, arg.ty, from, arg.to, outgoing);
     }
+    set_vector_count(ops, plan);
     if plan.tail_calls() {
         branch(ops, base, target, Branch::Jump);
         return;
@@ -238,6 +247,23 @@ fn load_xmm(ops: &mut Ops, dst: u8, ty: Type, from: Operand) {
             }
         }
         _ => unreachable!("classification sends only floats through xmm"),
+    }
+}
+
+/// Sets `al` to the number of vector registers the target's arguments
+/// occupy, at most 8, for variadic targets. Writes all of eax (`xor` for
+/// zero), so no partial-register write depends on rax's old value. It comes
+/// after the argument moves, which may use rax as scratch.
+fn set_vector_count(ops: &mut Ops, plan: &Plan) {
+    let count = plan
+        .args
+        .iter()
+        .filter(|arg| matches!(arg.to, Loc::Fp(_)))
+        .count();
+    match count {
+        0 => dynasm!(ops ; .arch x64 ; xor eax, eax),
+        // At most 8 vector argument registers: the count fits.
+        n => dynasm!(ops ; .arch x64 ; mov eax, n as i32),
     }
 }
 
