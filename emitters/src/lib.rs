@@ -23,7 +23,7 @@ mod signature;
 pub mod x86_64;
 
 pub use classify::{classify, Abi, Arg, Entry, Ineligible, Limits, Loc, Plan, Source};
-pub use signature::{ParseError, ParseErrorKind, Position, Signature, Type};
+pub use signature::{ParseError, ParseErrorKind, Position, Quoted, Signature, Type};
 
 /// What a `buffer` argument points to: the target receives `data`.
 ///

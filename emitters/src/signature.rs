@@ -8,7 +8,14 @@
 //!
 //! A malformed signature is a [`ParseError`] naming what was wrong and where:
 //! a byte offset into the text, or a JSON path into the object. No input
-//! makes either parser panic.
+//! makes either parser panic, and no error carries more than a bounded,
+//! escaped excerpt of the input ([`Quoted`]).
+//!
+//! The type names are those of Node.js's `node:ffi` with the aliases Deno
+//! and Bun users write; [`Type::from_name`] lists them. Where jitcall
+//! differs from Node on purpose: names ignore ASCII case, and the JSON form
+//! rejects keys it does not know, so that a misspelt `"argumnets"` is an
+//! error rather than an empty argument list.
 
 use std::fmt;
 use std::str::FromStr;
@@ -81,29 +88,57 @@ impl Type {
         }
     }
 
-    /// Looks a type up by any accepted name, ignoring ASCII case: the
-    /// canonical names plus `int8`…`uint64`, `char` (i8), `float`/`float32`,
-    /// `double`/`float64` and `ptr`.
+    /// Looks a type up by any accepted name, ignoring ASCII case:
+    ///
+    /// | names | type |
+    /// |---|---|
+    /// | `i8` `int8`, `u8` `uint8`, … `i64` `int64`, `u64` `uint64` | the integers |
+    /// | `char` | C's plain `char` on this platform: `i8` on x86_64 and Apple arm64, `u8` on AArch64 Linux |
+    /// | `usize` `size_t` `uintptr`, `isize` `ssize_t` `intptr` | `u64`, `i64` (pointer-width; every supported ABI is 64-bit) |
+    /// | `f32` `float` `float32`, `f64` `double` `float64` | the floats |
+    /// | `pointer` `ptr`, `string` `str` | `pointer` (a string is a pointer to its bytes; converting is the runtime's job) |
+    /// | `buffer` `arraybuffer` | `buffer` (as a return type, `pointer`: see [`Type::returned_as`]) |
+    /// | `function`, `bool`, `void` | themselves |
     pub fn from_name(name: &str) -> Option<Type> {
         let lower = name.to_ascii_lowercase();
         Some(match lower.as_str() {
             "void" => Type::Void,
             "bool" => Type::Bool,
-            "i8" | "int8" | "char" => Type::I8,
+            "char" => Type::C_CHAR,
+            "i8" | "int8" => Type::I8,
             "u8" | "uint8" => Type::U8,
             "i16" | "int16" => Type::I16,
             "u16" | "uint16" => Type::U16,
             "i32" | "int32" => Type::I32,
             "u32" | "uint32" => Type::U32,
-            "i64" | "int64" => Type::I64,
-            "u64" | "uint64" => Type::U64,
+            "i64" | "int64" | "isize" | "ssize_t" | "intptr" => Type::I64,
+            "u64" | "uint64" | "usize" | "size_t" | "uintptr" => Type::U64,
             "f32" | "float" | "float32" => Type::F32,
             "f64" | "double" | "float64" => Type::F64,
-            "pointer" | "ptr" => Type::Pointer,
-            "buffer" => Type::Buffer,
+            "pointer" | "ptr" | "string" | "str" => Type::Pointer,
+            "buffer" | "arraybuffer" => Type::Buffer,
             "function" => Type::Function,
             _ => return None,
         })
+    }
+
+    /// C's plain `char` on the platform this is compiled for, as Node.js
+    /// reads `char`: signed where C's is (x86_64, Apple arm64), unsigned
+    /// where it is not (AArch64 Linux).
+    pub const C_CHAR: Type = if std::ffi::c_char::MIN == 0 {
+        Type::U8
+    } else {
+        Type::I8
+    };
+
+    /// What a type means as a return type: a `buffer` return is a plain
+    /// pointer (no view comes back; Node.js reads it so), every other type
+    /// is itself. Both parsers apply it.
+    pub const fn returned_as(self) -> Type {
+        match self {
+            Type::Buffer => Type::Pointer,
+            other => other,
+        }
     }
 
     /// Whether the type can be an argument: all but `void`.
@@ -173,6 +208,13 @@ pub struct Signature {
 }
 
 impl Signature {
+    /// The most arguments a signature may have: 127, the number of
+    /// parameters C guarantees a function may take. Both parsers stop at
+    /// it, and binding a signature built by hand with more is an error, so
+    /// no call path is ever asked to marshal an unbounded argument list
+    /// (300,000 `i32`s would overflow a thread's stack in `ffi_call`).
+    pub const MAX_ARGS: usize = 127;
+
     pub fn new(args: impl Into<Vec<Type>>, ret: Type) -> Signature {
         Signature {
             args: args.into(),
@@ -191,88 +233,138 @@ impl Signature {
         (!self.ret.is_return()).then_some((None, self.ret))
     }
 
+    /// Parses either form: the JSON object form when the input's first
+    /// character (after white space and a byte-order mark) is `{`, the text
+    /// form otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Signature::from_json`] or the text form's [`FromStr`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jitcall_emitters::Signature;
+    ///
+    /// let a = Signature::parse("(i32) -> f64").unwrap();
+    /// let b = Signature::parse(r#" {"arguments": ["int32"], "return": "double"}"#).unwrap();
+    /// assert_eq!(a, b);
+    /// ```
+    pub fn parse(input: &str) -> Result<Signature, ParseError> {
+        let body = input.strip_prefix(BOM).unwrap_or(input);
+        if body.trim_start().starts_with('{') {
+            Signature::from_json(input)
+        } else {
+            input.parse()
+        }
+    }
+
     /// Parses the object form used by JavaScript runtimes:
     /// `{"arguments": ["i32", "f64"], "return": "u8"}`.
     ///
     /// Deno's (`parameters`/`result`) and Bun's (`args`/`returns`) key names
     /// are accepted too. A missing argument list means no arguments and a
     /// missing return type means `void`. Keys outside these are rejected so
-    /// that a misspelt key is not silently read as "no arguments".
+    /// that a misspelt key is not silently read as "no arguments", and so
+    /// is a key given twice, or two keys for the same part. A byte-order
+    /// mark before the object is skipped.
     ///
     /// # Errors
     ///
     /// A [`ParseError`] located by JSON path (`$.arguments[2]`) for an
-    /// unknown type, `void` as an argument, `buffer` as a return type, a
-    /// value of the wrong JSON kind, an unknown or repeated key; located by
-    /// byte offset for malformed JSON.
+    /// unknown type, `void` as an argument, more than
+    /// [`Signature::MAX_ARGS`] arguments, a value of the wrong JSON kind, an
+    /// unknown or repeated key; located by byte offset for malformed JSON
+    /// (the end of the input when it ends too early).
     pub fn from_json(json: &str) -> Result<Signature, ParseError> {
-        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
-            let kind = ParseErrorKind::Json(e.to_string());
-            ParseError {
-                kind,
-                at: Position::Byte(byte_offset(json, e.line(), e.column())),
-            }
+        let skipped = if json.starts_with(BOM) {
+            BOM.len_utf8()
+        } else {
+            0
+        };
+        let body = &json[skipped..];
+        let value: Json = serde_json::from_str(body).map_err(|e| {
+            let at = if e.classify() == serde_json::error::Category::Eof {
+                body.len()
+            } else {
+                byte_offset(body, e.line(), e.column())
+            };
+            // serde_json's message ends with the line and column; the
+            // error states its position once, as a byte offset.
+            let message = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            let message = message.strip_suffix(&suffix).unwrap_or(&message);
+            ParseError::text(skipped + at, ParseErrorKind::Json(message.to_string()))
         })?;
-        let serde_json::Value::Object(map) = value else {
+        let Json::Object(entries) = value else {
             return Err(ParseError::json(
                 "$",
                 ParseErrorKind::WrongShape {
                     expected: "an object",
-                    found: json_kind(&value),
+                    found: value.kind(),
                 },
             ));
         };
-        let mut args_key: Option<&str> = None;
-        let mut ret_key: Option<&str> = None;
-        for key in map.keys() {
-            let slot = match key.as_str() {
-                "arguments" | "parameters" | "args" => &mut args_key,
-                "return" | "result" | "returns" => &mut ret_key,
+        let mut args_entry: Option<&(String, Json)> = None;
+        let mut ret_entry: Option<&(String, Json)> = None;
+        for entry in &entries {
+            let key = entry.0.as_str();
+            let slot = match key {
+                "arguments" | "parameters" | "args" => &mut args_entry,
+                "return" | "result" | "returns" => &mut ret_entry,
                 _ => {
                     return Err(ParseError::json(
-                        format!("$.{key}"),
-                        ParseErrorKind::UnknownKey(key.clone()),
+                        "$",
+                        ParseErrorKind::UnknownKey(Quoted::new(key)),
                     ))
                 }
             };
-            if let Some(first) = slot {
+            if let Some((first, _)) = slot {
                 return Err(ParseError::json(
                     format!("$.{key}"),
                     ParseErrorKind::DuplicateKey {
-                        first: first.to_string(),
-                        second: key.clone(),
+                        first: first.clone(),
+                        second: key.to_string(),
                     },
                 ));
             }
-            *slot = Some(key);
+            *slot = Some(entry);
         }
 
         let mut args = Vec::new();
-        if let Some(key) = args_key {
-            let serde_json::Value::Array(items) = &map[key] else {
+        if let Some((key, value)) = args_entry {
+            let Json::Array(items) = value else {
                 return Err(ParseError::json(
                     format!("$.{key}"),
                     ParseErrorKind::WrongShape {
                         expected: "an array of type names",
-                        found: json_kind(&map[key]),
+                        found: value.kind(),
                     },
                 ));
             };
+            if items.len() > Signature::MAX_ARGS {
+                return Err(ParseError::json(
+                    format!("$.{key}[{}]", Signature::MAX_ARGS),
+                    ParseErrorKind::TooManyArgs {
+                        max: Signature::MAX_ARGS,
+                    },
+                ));
+            }
             for (i, item) in items.iter().enumerate() {
                 let path = || format!("$.{key}[{i}]");
-                let ty = json_type(item).map_err(|kind| ParseError::json(path(), kind))?;
+                let ty = item
+                    .type_name()
+                    .map_err(|kind| ParseError::json(path(), kind))?;
                 check_arg(ty).map_err(|kind| ParseError::json(path(), kind))?;
                 args.push(ty);
             }
         }
-        let ret = match ret_key {
+        let ret = match ret_entry {
             None => Type::Void,
-            Some(key) => {
-                let path = || format!("$.{key}");
-                let ty = json_type(&map[key]).map_err(|kind| ParseError::json(path(), kind))?;
-                check_ret(ty).map_err(|kind| ParseError::json(path(), kind))?;
-                ty
-            }
+            Some((key, value)) => value
+                .type_name()
+                .map_err(|kind| ParseError::json(format!("$.{key}"), kind))?
+                .returned_as(),
         };
         Ok(Signature { args, ret })
     }
@@ -294,14 +386,19 @@ impl fmt::Display for Signature {
 /// Parses the text form `(type, type, …) -> type`.
 ///
 /// Spaces are optional anywhere between tokens and type names ignore ASCII
-/// case; every alias of [`Type::from_name`] is accepted.
+/// case; every alias of [`Type::from_name`] is accepted. A byte-order mark
+/// before the text is skipped; byte offsets in errors count it.
 impl FromStr for Signature {
     type Err = ParseError;
 
     fn from_str(text: &str) -> Result<Signature, ParseError> {
         let mut p = TextParser {
             text: text.as_bytes(),
-            pos: 0,
+            pos: if text.starts_with(BOM) {
+                BOM.len_utf8()
+            } else {
+                0
+            },
         };
         p.expect(b"(", "`(` opening the argument list")?;
         let mut args = Vec::new();
@@ -310,6 +407,10 @@ impl FromStr for Signature {
             loop {
                 let (ty, at) = p.type_name()?;
                 check_arg(ty).map_err(|kind| ParseError::text(at, kind))?;
+                if args.len() == Signature::MAX_ARGS {
+                    let max = Signature::MAX_ARGS;
+                    return Err(ParseError::text(at, ParseErrorKind::TooManyArgs { max }));
+                }
                 args.push(ty);
                 p.skip_spaces();
                 if p.eat(b")") {
@@ -322,8 +423,8 @@ impl FromStr for Signature {
         if !p.eat(b"->") {
             return Err(ParseError::text(p.pos, ParseErrorKind::MissingArrow));
         }
-        let (ret, at) = p.type_name()?;
-        check_ret(ret).map_err(|kind| ParseError::text(at, kind))?;
+        let (ret, _) = p.type_name()?;
+        let ret = ret.returned_as();
         p.skip_spaces();
         if p.pos < p.text.len() {
             return Err(ParseError::text(p.pos, ParseErrorKind::TrailingInput));
@@ -392,7 +493,7 @@ impl TextParser<'_> {
         let name = std::str::from_utf8(&self.text[start..self.pos]).unwrap_or_default();
         Type::from_name(name)
             .map(|ty| (ty, start))
-            .ok_or_else(|| ParseError::text(start, ParseErrorKind::UnknownType(name.to_string())))
+            .ok_or_else(|| ParseError::text(start, ParseErrorKind::UnknownType(Quoted::new(name))))
     }
 }
 
@@ -404,34 +505,104 @@ fn check_arg(ty: Type) -> Result<(), ParseErrorKind> {
     }
 }
 
-fn check_ret(ty: Type) -> Result<(), ParseErrorKind> {
-    if ty.is_return() {
-        Ok(())
-    } else {
-        Err(ParseErrorKind::BufferReturn)
-    }
+/// The byte-order mark both parsers skip.
+const BOM: char = '\u{feff}';
+
+/// A JSON value with an object's entries in input order and repeated keys
+/// kept: serde_json's own `Value` keeps only the last of a repeated key,
+/// which would let `{"arguments":["i32"],"arguments":["f64"]}` through.
+enum Json {
+    Null,
+    Bool,
+    Number,
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
 }
 
-fn json_type(value: &serde_json::Value) -> Result<Type, ParseErrorKind> {
-    match value {
-        serde_json::Value::String(name) => {
-            Type::from_name(name).ok_or_else(|| ParseErrorKind::UnknownType(name.clone()))
+impl Json {
+    /// The type a JSON value names, when it is a string.
+    fn type_name(&self) -> Result<Type, ParseErrorKind> {
+        match self {
+            Json::String(name) => {
+                Type::from_name(name).ok_or_else(|| ParseErrorKind::UnknownType(Quoted::new(name)))
+            }
+            other => Err(ParseErrorKind::WrongShape {
+                expected: "a type name string",
+                found: other.kind(),
+            }),
         }
-        other => Err(ParseErrorKind::WrongShape {
-            expected: "a type name string",
-            found: json_kind(other),
-        }),
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool => "a boolean",
+            Json::Number => "a number",
+            Json::String(_) => "a string",
+            Json::Array(_) => "an array",
+            Json::Object(_) => "an object",
+        }
     }
 }
 
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
+impl<'de> serde::Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Json, E> {
+        Ok(Json::Bool)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Json, E> {
+        Ok(Json::Number)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Json, E> {
+        Ok(Json::Number)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Json, E> {
+        Ok(Json::Number)
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Json, E> {
+        Ok(Json::String(text.to_string()))
+    }
+
+    fn visit_string<E>(self, text: String) -> Result<Json, E> {
+        Ok(Json::String(text))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            entries.push(entry);
+        }
+        Ok(Json::Object(entries))
     }
 }
 
@@ -468,11 +639,12 @@ impl fmt::Display for Position {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseErrorKind {
     /// A name that is not a type or one of its aliases.
-    UnknownType(String),
+    UnknownType(Quoted),
     /// `void` in the argument list.
     VoidArgument,
-    /// `buffer` as the return type.
-    BufferReturn,
+    /// More than [`Signature::MAX_ARGS`] arguments, found at the first
+    /// one too many.
+    TooManyArgs { max: usize },
     /// A token other than the one the grammar needs.
     Expected {
         expected: &'static str,
@@ -490,7 +662,7 @@ pub enum ParseErrorKind {
         found: &'static str,
     },
     /// A key the object form does not define.
-    UnknownKey(String),
+    UnknownKey(Quoted),
     /// Two keys naming the same part (`arguments` and `parameters`, say).
     DuplicateKey { first: String, second: String },
 }
@@ -498,9 +670,11 @@ pub enum ParseErrorKind {
 impl fmt::Display for ParseErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseErrorKind::UnknownType(name) => write!(f, "unknown type `{name}`"),
+            ParseErrorKind::UnknownType(name) => write!(f, "unknown type {name}"),
             ParseErrorKind::VoidArgument => f.write_str("`void` is not an argument type"),
-            ParseErrorKind::BufferReturn => f.write_str("`buffer` is not a return type"),
+            ParseErrorKind::TooManyArgs { max } => {
+                write!(f, "more than {max} arguments")
+            }
             ParseErrorKind::Expected { expected, found } => {
                 write!(f, "expected {expected}, found {found}")
             }
@@ -512,12 +686,80 @@ impl fmt::Display for ParseErrorKind {
             }
             ParseErrorKind::UnknownKey(key) => write!(
                 f,
-                "unknown key `{key}` (expected `arguments` and `return`, or an alias)"
+                "unknown key {key} (expected `arguments` and `return`, or an alias)"
             ),
             ParseErrorKind::DuplicateKey { first, second } => {
                 write!(f, "`{second}` repeats what `{first}` already gave")
             }
         }
+    }
+}
+
+/// Caller text as an error shows it: escaped as Rust escapes a string's
+/// characters for debugging (a NUL shows as `\0`, a newline as `\n`), cut
+/// once the escaped text reaches [`Quoted::MAX_CHARS`] characters, and
+/// followed by how many bytes were left out. An error keeps this bounded
+/// copy, never the input itself, so a megabyte of type name makes a short
+/// message.
+///
+/// # Examples
+///
+/// ```
+/// use jitcall_emitters::Quoted;
+///
+/// assert_eq!(Quoted::new("i33").to_string(), "`i33`");
+/// assert_eq!(Quoted::new("a\0b").to_string(), "`a\\0b`");
+/// let long = "x".repeat(1000);
+/// assert_eq!(
+///     Quoted::new(&long).to_string(),
+///     format!("`{}` and 936 more bytes", "x".repeat(64))
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Quoted {
+    shown: String,
+    cut: usize,
+}
+
+impl Quoted {
+    /// The most characters of escaped text shown.
+    pub const MAX_CHARS: usize = 64;
+
+    pub fn new(text: &str) -> Quoted {
+        let mut shown = String::new();
+        let mut chars = 0;
+        for (at, c) in text.char_indices() {
+            let escaped = c.escape_debug();
+            if chars + escaped.len() > Quoted::MAX_CHARS {
+                return Quoted {
+                    shown,
+                    cut: text.len() - at,
+                };
+            }
+            chars += escaped.len();
+            shown.extend(escaped);
+        }
+        Quoted { shown, cut: 0 }
+    }
+
+    /// The escaped text shown, without the backticks.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// How many bytes of the input were left out.
+    pub fn cut(&self) -> usize {
+        self.cut
+    }
+}
+
+impl fmt::Display for Quoted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.shown)?;
+        if self.cut > 0 {
+            write!(f, " and {} more bytes", self.cut)?;
+        }
+        Ok(())
     }
 }
 
@@ -582,7 +824,7 @@ mod tests {
                 &[
                     Type::I8,
                     Type::U16,
-                    Type::I8,
+                    Type::C_CHAR,
                     Type::F32,
                     Type::F64,
                     Type::Pointer,
@@ -608,11 +850,10 @@ mod tests {
         let cases: &[(&str, ParseErrorKind, usize)] = &[
             (
                 "(i33) -> void",
-                ParseErrorKind::UnknownType("i33".into()),
+                ParseErrorKind::UnknownType(Quoted::new("i33")),
                 1,
             ),
             ("(i32, void) -> u8", ParseErrorKind::VoidArgument, 6),
-            ("(i32) -> buffer", ParseErrorKind::BufferReturn, 9),
             ("(i32) u8", ParseErrorKind::MissingArrow, 6),
             ("(i32)", ParseErrorKind::MissingArrow, 5),
             ("(i32) -> u8 x", ParseErrorKind::TrailingInput, 12),
@@ -685,18 +926,13 @@ mod tests {
         let cases: &[(&str, ParseErrorKind, &str)] = &[
             (
                 r#"{"arguments":["i32","nope"]}"#,
-                ParseErrorKind::UnknownType("nope".into()),
+                ParseErrorKind::UnknownType(Quoted::new("nope")),
                 "$.arguments[1]",
             ),
             (
                 r#"{"arguments":["void"]}"#,
                 ParseErrorKind::VoidArgument,
                 "$.arguments[0]",
-            ),
-            (
-                r#"{"return":"buffer"}"#,
-                ParseErrorKind::BufferReturn,
-                "$.return",
             ),
             (
                 r#"{"arguments":"i32"}"#,
@@ -724,8 +960,8 @@ mod tests {
             ),
             (
                 r#"{"argumnets":[]}"#,
-                ParseErrorKind::UnknownKey("argumnets".into()),
-                "$.argumnets",
+                ParseErrorKind::UnknownKey(Quoted::new("argumnets")),
+                "$",
             ),
         ];
         for (json, kind, path) in cases {
@@ -749,6 +985,186 @@ mod tests {
         assert_eq!(err.at, Position::Byte(27), "{err}");
         assert_eq!(&"{\"arguments\": [\n  \"i32\",\n  oops]}"[27..31], "oops");
         assert!(matches!(json_err("").kind, ParseErrorKind::Json(_)));
+    }
+
+    #[test]
+    fn node_ffi_type_names_mean_what_node_means() {
+        // Node.js's node:ffi documentation and src/ffi/types.cc ToFFIType,
+        // plus the pointer-width names Deno and Bun users write.
+        let cases: &[(&str, Type, Type)] = &[
+            // (name, as an argument, as the return type)
+            ("void", Type::Void, Type::Void),
+            ("bool", Type::Bool, Type::Bool),
+            ("char", Type::C_CHAR, Type::C_CHAR),
+            ("int8", Type::I8, Type::I8),
+            ("uint8", Type::U8, Type::U8),
+            ("int16", Type::I16, Type::I16),
+            ("uint16", Type::U16, Type::U16),
+            ("int32", Type::I32, Type::I32),
+            ("uint32", Type::U32, Type::U32),
+            ("int64", Type::I64, Type::I64),
+            ("uint64", Type::U64, Type::U64),
+            ("float32", Type::F32, Type::F32),
+            ("float", Type::F32, Type::F32),
+            ("float64", Type::F64, Type::F64),
+            ("double", Type::F64, Type::F64),
+            ("pointer", Type::Pointer, Type::Pointer),
+            ("ptr", Type::Pointer, Type::Pointer),
+            ("string", Type::Pointer, Type::Pointer),
+            ("str", Type::Pointer, Type::Pointer),
+            ("buffer", Type::Buffer, Type::Pointer),
+            ("arraybuffer", Type::Buffer, Type::Pointer),
+            ("function", Type::Function, Type::Function),
+            ("usize", Type::U64, Type::U64),
+            ("size_t", Type::U64, Type::U64),
+            ("uintptr", Type::U64, Type::U64),
+            ("isize", Type::I64, Type::I64),
+            ("ssize_t", Type::I64, Type::I64),
+            ("intptr", Type::I64, Type::I64),
+        ];
+        for &(name, arg, ret) in cases {
+            if arg != Type::Void {
+                let text = format!("({name}) -> void");
+                assert_eq!(text.parse::<Signature>().unwrap().args, [arg], "{text}");
+                let json = format!(r#"{{"arguments":["{name}"]}}"#);
+                assert_eq!(Signature::from_json(&json).unwrap().args, [arg], "{json}");
+            }
+            let text = format!("() -> {name}");
+            assert_eq!(text.parse::<Signature>().unwrap().ret, ret, "{text}");
+            let json = format!(r#"{{"return":"{name}"}}"#);
+            assert_eq!(Signature::from_json(&json).unwrap().ret, ret, "{json}");
+        }
+    }
+
+    #[test]
+    fn char_is_the_platforms_c_char() {
+        let want = if cfg!(all(target_arch = "aarch64", not(target_vendor = "apple"))) {
+            Type::U8
+        } else {
+            Type::I8
+        };
+        assert_eq!(Type::C_CHAR, want);
+        assert_eq!(Type::from_name("char"), Some(want));
+    }
+
+    #[test]
+    fn at_most_max_args_arguments() {
+        let list = |n: usize| vec!["i32"; n].join(", ");
+        let most = format!("({}) -> void", list(Signature::MAX_ARGS));
+        assert_eq!(most.parse::<Signature>().unwrap().args.len(), 127);
+        let over = format!("({}) -> void", list(Signature::MAX_ARGS + 1));
+        let err = text_err(&over);
+        assert_eq!(err.kind, ParseErrorKind::TooManyArgs { max: 127 });
+        // At the 128th type name: 127 of "i32, " before it, after "(".
+        assert_eq!(err.at, Position::Byte(1 + 127 * 5));
+
+        let names = |n: usize| vec!["\"i32\""; n].join(",");
+        let most = format!(r#"{{"arguments":[{}]}}"#, names(127));
+        assert_eq!(Signature::from_json(&most).unwrap().args.len(), 127);
+        let over = format!(r#"{{"arguments":[{}]}}"#, names(300_000));
+        let err = json_err(&over);
+        assert_eq!(err.kind, ParseErrorKind::TooManyArgs { max: 127 });
+        assert_eq!(err.at, Position::JsonPath("$.arguments[127]".into()));
+        assert_eq!(
+            err.to_string(),
+            "more than 127 arguments at $.arguments[127]"
+        );
+    }
+
+    #[test]
+    fn repeated_json_keys_are_errors() {
+        for (json, path) in [
+            (
+                r#"{"arguments":["i32"],"arguments":["f64","f64"]}"#,
+                "$.arguments",
+            ),
+            (r#"{"return":"i32","return":"f64"}"#, "$.return"),
+            (r#"{"args":[],"arguments":[]}"#, "$.arguments"),
+            (r#"{"returns":"i32","result":"i32"}"#, "$.result"),
+        ] {
+            let err = json_err(json);
+            assert!(
+                matches!(err.kind, ParseErrorKind::DuplicateKey { .. }),
+                "{json}: {err}"
+            );
+            assert_eq!(err.at, Position::JsonPath(path.into()), "{json}");
+        }
+        assert_eq!(
+            json_err(r#"{"arguments":["i32"],"arguments":["f64","f64"]}"#).to_string(),
+            "`arguments` repeats what `arguments` already gave at $.arguments"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_counted_in_offsets() {
+        let sig = Signature::from_json("\u{feff}{\"arguments\":[\"i32\"]}").unwrap();
+        assert_eq!(sig.args, [Type::I32]);
+        assert_eq!(
+            "\u{feff}(i32) -> u8".parse::<Signature>().unwrap().ret,
+            Type::U8
+        );
+        assert_eq!(
+            Signature::parse("\u{feff} {\"return\":\"u8\"}")
+                .unwrap()
+                .ret,
+            Type::U8
+        );
+        // The BOM is 3 bytes: `x` is at byte 5 of the input.
+        let err = json_err("\u{feff}{\"a\" x}");
+        assert_eq!(err.at, Position::Byte(8), "{err}");
+        assert_eq!(text_err("\u{feff}(i33) -> void").at, Position::Byte(4));
+    }
+
+    #[test]
+    fn json_errors_state_their_position_once() {
+        // Ended early: the position is the end of the input.
+        for json in [
+            r#"{"arguments": ["i32""#,
+            "{",
+            r#"{"arguments": ["#,
+            "",
+            "  ",
+        ] {
+            let err = json_err(json);
+            assert!(
+                matches!(err.kind, ParseErrorKind::Json(_)),
+                "{json:?}: {err}"
+            );
+            assert_eq!(err.at, Position::Byte(json.len()), "{json:?}: {err}");
+            let message = err.to_string();
+            assert!(!message.contains("line"), "{json:?}: {message}");
+            assert_eq!(message.matches(" at ").count(), 1, "{json:?}: {message}");
+        }
+        assert_eq!(
+            json_err(r#"{"arguments": ["i32""#).to_string(),
+            "malformed JSON: EOF while parsing a list at byte 20"
+        );
+        let err = json_err(r#"{"return": "i32"} x"#);
+        assert_eq!(err.at, Position::Byte(18), "{err}");
+    }
+
+    #[test]
+    fn messages_quote_a_bounded_escaped_excerpt() {
+        let huge = "y".repeat(1 << 20);
+        for err in [
+            text_err(&format!("({huge}) -> void")),
+            json_err(&format!(r#"{{"arguments":["{huge}"]}}"#)),
+            json_err(&format!(r#"{{"{huge}":[]}}"#)),
+        ] {
+            let message = err.to_string();
+            assert!(message.len() < 200, "{} bytes", message.len());
+            assert!(
+                message.contains(&format!("and {} more bytes", (1 << 20) - 64)),
+                "{message}"
+            );
+        }
+        let err = json_err(r#"{"arguments":["i3\u00002"]}"#);
+        assert_eq!(err.to_string(), "unknown type `i3\\02` at $.arguments[0]");
+        assert!(!err.to_string().contains('\0'));
+        // Escapes count towards the bound: 64 characters of output at most.
+        let tabs = Quoted::new(&"\t".repeat(100));
+        assert_eq!(tabs.shown(), "\\t".repeat(32));
+        assert_eq!(tabs.cut(), 68);
     }
 
     #[test]

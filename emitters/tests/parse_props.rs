@@ -41,18 +41,21 @@ fn spellings(ty: Type) -> &'static [&'static str] {
     match ty {
         Type::Void => &["void"],
         Type::Bool => &["bool"],
-        Type::I8 => &["i8", "int8", "char"],
+        // `char` is whichever of the two C's plain char is here.
+        Type::I8 if Type::C_CHAR == Type::I8 => &["i8", "int8", "char"],
+        Type::I8 => &["i8", "int8"],
+        Type::U8 if Type::C_CHAR == Type::U8 => &["u8", "uint8", "char"],
         Type::U8 => &["u8", "uint8"],
         Type::I16 => &["i16", "int16"],
         Type::U16 => &["u16", "uint16"],
         Type::I32 => &["i32", "int32"],
         Type::U32 => &["u32", "uint32"],
-        Type::I64 => &["i64", "int64"],
-        Type::U64 => &["u64", "uint64"],
+        Type::I64 => &["i64", "int64", "isize", "ssize_t", "intptr"],
+        Type::U64 => &["u64", "uint64", "usize", "size_t", "uintptr"],
         Type::F32 => &["f32", "float", "float32"],
         Type::F64 => &["f64", "double", "float64"],
-        Type::Pointer => &["pointer", "ptr"],
-        Type::Buffer => &["buffer"],
+        Type::Pointer => &["pointer", "ptr", "string", "str"],
+        Type::Buffer => &["buffer", "arraybuffer"],
         Type::Function => &["function"],
     }
 }
@@ -80,7 +83,7 @@ proptest! {
     }
 
     #[test]
-    fn aliases_and_case_parse_the_same(sig in signature(), picks in proptest::collection::vec((0usize..3, any::<bool>()), 21)) {
+    fn aliases_and_case_parse_the_same(sig in signature(), picks in proptest::collection::vec((0usize..5, any::<bool>()), 21)) {
         let names: Vec<String> = sig.args.iter().zip(&picks).map(|(&t, &(p, u))| spell(t, p, u)).collect();
         let ret = spell(sig.ret, picks[20].0, picks[20].1);
         let text = format!("({}) -> {ret}", names.join(","));

@@ -4,7 +4,9 @@
 //!
 //! - never panic;
 //! - on an error, say where within the input: a byte offset no larger than
-//!   its length, or a JSON path from the root (`$…`);
+//!   its length, or a JSON path from the root (`$…`), in a message of one
+//!   short line without control characters, however long or odd the input;
+//! - read either form through [`Signature::parse`] as its own parser does;
 //! - on success, give a signature that prints back, in text and in the
 //!   JSON object form, to the same signature; that classifies for every
 //!   ABI and entry kind without panicking; and whose every plan emits no
@@ -30,15 +32,34 @@ pub fn check_text(input: &str) {
         Ok(sig) => check_accepted(&sig),
         Err(e) => check_error(input, &e),
     }
+    let body = input.strip_prefix('\u{feff}').unwrap_or(input);
+    let own = if body.trim_start().starts_with('{') {
+        Signature::from_json(input)
+    } else {
+        input.parse()
+    };
+    assert_eq!(Signature::parse(input), own, "{input:?}");
 }
+
+/// The longest message an error may have: the longest fixed text plus two
+/// bounded excerpts of the input (JSON paths hold only known keys).
+const MAX_MESSAGE: usize = 240;
 
 fn check_error(input: &str, e: &ParseError) {
     match &e.at {
         Position::Byte(at) => assert!(*at <= input.len(), "{e} for {input:?}"),
         Position::JsonPath(path) => assert!(path.starts_with('$'), "{e} for {input:?}"),
     }
-    // The message renders.
-    let _ = e.to_string();
+    let message = e.to_string();
+    assert!(
+        message.len() <= MAX_MESSAGE,
+        "{} bytes: {message}",
+        message.len()
+    );
+    assert!(
+        !message.chars().any(char::is_control),
+        "a control character in {message:?}"
+    );
 }
 
 /// A far target, out of every direct branch's reach, and a near one.
