@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{ParseError, Type};
+use crate::{ParseError, Quoted, Type};
 
 /// Everything that can go wrong in jitcall, with the context to act on it.
 ///
@@ -18,6 +18,10 @@ pub enum Error {
     UnsupportedType { index: Option<usize>, ty: Type },
     /// A null target function pointer.
     NullTarget,
+    /// A signature built by hand with more than
+    /// [`Signature::MAX_ARGS`](crate::Signature::MAX_ARGS) arguments (the
+    /// parsers refuse them already).
+    TooManyArgs { n: usize, max: usize },
     /// [`Function::call`](crate::Function::call) was given the wrong number
     /// of arguments.
     ArgCount { expected: usize, got: usize },
@@ -30,10 +34,12 @@ pub enum Error {
     },
     /// libffi could not prepare a call interface for the signature.
     Libffi(String),
-    /// `dlopen` failed.
-    Open { path: String, message: String },
-    /// `dlsym` found no such symbol.
-    Symbol { name: String, message: String },
+    /// `dlopen` failed. The path is kept as a bounded excerpt, and
+    /// `dlerror`'s message shows it so too.
+    Open { path: Quoted, message: String },
+    /// `dlsym` found no such symbol (name and message bounded as for
+    /// [`Error::Open`]).
+    Symbol { name: Quoted, message: String },
 }
 
 impl fmt::Display for Error {
@@ -47,6 +53,9 @@ impl fmt::Display for Error {
                 write!(f, "`{ty}` cannot be a return type")
             }
             Error::NullTarget => f.write_str("the target function pointer is null"),
+            Error::TooManyArgs { n, max } => {
+                write!(f, "{n} arguments, more than the {max} a signature may have")
+            }
             Error::ArgCount { expected, got } => {
                 write!(f, "expected {expected} arguments, got {got}")
             }
@@ -56,8 +65,8 @@ impl fmt::Display for Error {
                 got,
             } => write!(f, "argument {index}: expected `{expected}`, got `{got}`"),
             Error::Libffi(message) => write!(f, "libffi: {message}"),
-            Error::Open { path, message } => write!(f, "cannot open `{path}`: {message}"),
-            Error::Symbol { name, message } => write!(f, "no symbol `{name}`: {message}"),
+            Error::Open { path, message } => write!(f, "cannot open {path}: {message}"),
+            Error::Symbol { name, message } => write!(f, "no symbol {name}: {message}"),
         }
     }
 }

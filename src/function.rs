@@ -153,8 +153,9 @@ impl Function {
     /// # Errors
     ///
     /// [`Error::NullTarget`], [`Error::UnsupportedType`] for `void` as an
-    /// argument or `buffer` as the return type, or [`Error::Libffi`] when
-    /// libffi cannot prepare the fallback.
+    /// argument or `buffer` as the return type, [`Error::TooManyArgs`] for
+    /// more than [`Signature::MAX_ARGS`] arguments, or [`Error::Libffi`]
+    /// when libffi cannot prepare the fallback.
     pub unsafe fn new(target: *const c_void, sig: &Signature) -> Result<Function> {
         // SAFETY: forwarded from this function's contract.
         unsafe { Function::with_options(target, sig, &Options::default()) }
@@ -341,6 +342,10 @@ pub(crate) fn bind_batch(
         // What no tier can pass is an error, not a fallback.
         if let Some((index, ty)) = b.sig.misplaced_type() {
             return Err(Error::UnsupportedType { index, ty });
+        }
+        let (n, max) = (b.sig.args.len(), Signature::MAX_ARGS);
+        if n > max {
+            return Err(Error::TooManyArgs { n, max });
         }
     }
     let jit = if options.force_libffi {

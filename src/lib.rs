@@ -50,7 +50,7 @@ pub use error::{Error, Result};
 pub use function::{Fallback, Function, Options, PackedFn, Tier};
 pub use jitcall_emitters::{
     classify, emit, emit_bound, Abi, Arg, BufferView, Entry, Ineligible, Limits, Loc, ParseError,
-    ParseErrorKind, Plan, Position, Signature, Source, Type,
+    ParseErrorKind, Plan, Position, Quoted, Signature, Source, Type,
 };
 pub use library::Library;
 pub use memory::MemoryRefused;

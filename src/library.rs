@@ -5,7 +5,7 @@ use std::ffi::{c_void, CStr, CString};
 use std::sync::Arc;
 
 use crate::function::{bind_batch, Binding, Function, Options};
-use crate::{Error, Result, Signature};
+use crate::{Error, Quoted, Result, Signature};
 
 /// An open `dlopen` handle, closed when the last user drops it.
 pub(crate) struct LibraryHandle(*mut c_void);
@@ -20,6 +20,29 @@ impl Drop for LibraryHandle {
         // SAFETY: the handle came from dlopen and is closed exactly once.
         unsafe { libc::dlclose(self.0) };
     }
+}
+
+/// The longest `dlerror` message kept: the system's own text (library
+/// paths, reasons) around the caller's, which is shown bounded.
+const MAX_MESSAGE: usize = 256;
+
+/// The last `dlerror` message on this thread, about the caller's text
+/// `about` (a path or a symbol name), which dlerror repeats: shown as its
+/// bounded excerpt, and the whole message cut at [`MAX_MESSAGE`] bytes.
+fn dl_error_about(about: &str) -> String {
+    let mut message = dl_error();
+    if !about.is_empty() {
+        message = message.replace(about, &Quoted::new(about).to_string());
+    }
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
 }
 
 /// The last `dlerror` message on this thread.
@@ -67,14 +90,14 @@ impl Library {
     /// [`Error::Open`] with `dlerror`'s message.
     pub fn open(path: &str) -> Result<Library> {
         let open_error = |message: String| Error::Open {
-            path: path.to_string(),
+            path: Quoted::new(path),
             message,
         };
         let c_path = CString::new(path).map_err(|_| open_error("path contains NUL".into()))?;
         // SAFETY: c_path is a valid NUL-terminated string.
         let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if handle.is_null() {
-            return Err(open_error(dl_error()));
+            return Err(open_error(dl_error_about(path)));
         }
         Ok(Library {
             handle: Arc::new(LibraryHandle(handle)),
@@ -92,7 +115,7 @@ impl Library {
         let handle = unsafe { libc::dlopen(std::ptr::null(), libc::RTLD_NOW) };
         if handle.is_null() {
             return Err(Error::Open {
-                path: "(this process)".to_string(),
+                path: Quoted::new("(this process)"),
                 message: dl_error(),
             });
         }
@@ -108,14 +131,14 @@ impl Library {
     /// [`Error::Symbol`] when the symbol is missing or null.
     pub fn symbol(&self, name: &str) -> Result<*const c_void> {
         let symbol_error = |message: String| Error::Symbol {
-            name: name.to_string(),
+            name: Quoted::new(name),
             message,
         };
         let c_name = CString::new(name).map_err(|_| symbol_error("name contains NUL".into()))?;
         // SAFETY: the handle is open and c_name is NUL-terminated.
         let address = unsafe { libc::dlsym(self.handle.0, c_name.as_ptr()) };
         if address.is_null() {
-            return Err(symbol_error(dl_error()));
+            return Err(symbol_error(dl_error_about(name)));
         }
         Ok(address as *const c_void)
     }

@@ -205,3 +205,47 @@ fn missing_libraries_and_symbols_are_errors() {
     assert!(matches!(err, Error::Symbol { .. }), "{err:?}");
     assert!(err.to_string().contains("jitcall_no_such_symbol"), "{err}");
 }
+
+#[test]
+fn a_huge_argument_count_is_an_error_not_a_crash() {
+    // 300,000 i32 arguments overflow a thread's stack in ffi_call; no
+    // parser gives such a signature, and binding one built by hand fails.
+    extern "C" fn never_called() {}
+    let sig = Signature::new(vec![Type::I32; 300_000], Type::Void);
+    for options in tiers() {
+        // SAFETY: nothing is called; the binding must fail.
+        let err = unsafe { Function::with_options(never_called as *const _, &sig, &options) }
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::TooManyArgs {
+                n: 300_000,
+                max: 127
+            }
+        );
+    }
+    let most = Signature::new(vec![Type::I32; Signature::MAX_ARGS], Type::Void);
+    // SAFETY: nothing is called.
+    unsafe { Function::new(never_called as *const _, &most) }.unwrap();
+}
+
+#[test]
+fn library_errors_quote_a_bounded_excerpt() {
+    let path = format!("/nonexistent/{}.so", "p".repeat(100_000));
+    let Err(err) = Library::open(&path) else {
+        panic!("a missing library opened");
+    };
+    let message = err.to_string();
+    assert!(message.len() < 600, "{} bytes: {message}", message.len());
+    assert!(message.contains("more bytes"), "{message}");
+
+    let this = Library::this_process().unwrap();
+    let sig = "() -> void".parse().unwrap();
+    let name = format!("no_such_\u{0}symbol_{}", "n".repeat(100_000));
+    let message = this.function(&name, &sig).unwrap_err().to_string();
+    assert!(message.len() < 600, "{} bytes: {message}", message.len());
+    let name = format!("jitcall_missing_{}", "n".repeat(100_000));
+    let message = this.function(&name, &sig).unwrap_err().to_string();
+    assert!(message.len() < 600, "{} bytes: {message}", message.len());
+    assert!(!message.chars().any(char::is_control), "{message:?}");
+}
