@@ -14,12 +14,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "explain takes one signature, e.g. jitcall explain \"(i32, f64) -> u8\"".into(),
         );
     };
-    let sig = if text.trim_start().starts_with('{') {
-        Signature::from_json(text)
-    } else {
-        text.parse::<Signature>()
-    }
-    .map_err(|e| format!("bad signature: {e}"))?;
+    let sig = Signature::parse(text).map_err(|e| format!("bad signature: {e}"))?;
 
     println!("signature: {sig}");
     for abi in Abi::ALL {

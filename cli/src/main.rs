@@ -51,8 +51,28 @@ fn bench_config(args: &[String]) -> Result<bench::Config, String> {
     Ok(config)
 }
 
+/// The command-line arguments, or which one is not UTF-8.
+fn arguments() -> Result<Vec<String>, String> {
+    std::env::args_os()
+        .skip(1)
+        .enumerate()
+        .map(|(i, arg)| {
+            arg.into_string().map_err(|arg| {
+                let shown = jitcall::Quoted::new(&arg.to_string_lossy());
+                format!("argument {} is not UTF-8: {shown}", i + 1)
+            })
+        })
+        .collect()
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = match arguments() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("jitcall: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match args.first().map(String::as_str) {
         None => bench::run(&bench::Config::default()),
         Some("bench") => bench_config(&args[1..]).and_then(|config| bench::run(&config)),

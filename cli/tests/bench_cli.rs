@@ -164,3 +164,32 @@ fn json_needs_a_file_name() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--json needs a file name"));
 }
+
+/// Bad input gets exit code 2 and a message, never a panic: arguments that
+/// are not UTF-8, and signatures that do not parse.
+#[test]
+fn bad_arguments_exit_with_2_and_say_why() {
+    use std::os::unix::ffi::OsStringExt;
+    let not_utf8 = std::ffi::OsString::from_vec(b"(\xff) -> void".to_vec());
+    let cases: [Vec<std::ffi::OsString>; 4] = [
+        vec!["explain".into(), not_utf8.clone()],
+        vec![not_utf8],
+        vec!["explain".into(), "(i33) -> void".into()],
+        vec![
+            "explain".into(),
+            format!("({}) -> void", "x".repeat(100_000)).into(),
+        ],
+    ];
+    for args in cases {
+        let output =
+            jitcall_fixtures::process::target_command(env!("CARGO_BIN_EXE_jitcall").as_ref())
+                .args(&args)
+                .output()
+                .expect("the jitcall binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("jitcall: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.len() < 1000, "{args:?}: {} bytes", stderr.len());
+    }
+}
