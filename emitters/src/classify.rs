@@ -147,14 +147,42 @@ impl fmt::Display for Entry {
 pub struct Limits {
     /// The most arguments (the receiver not counted).
     pub max_args: usize,
-    /// Whether arguments may be passed on the stack. Without it every
-    /// argument (and the receiver, in receiver mode) needs a register.
-    pub stack_args: bool,
+    /// How arguments may be spread over registers and the stack.
+    pub registers: Registers,
     /// Whether `buffer` and float arguments may appear in one signature.
     pub buffer_with_float: bool,
-    /// Whether a `buffer` argument counts as two GP registers (pointer and
-    /// length, as Node.js passes it) in the register-pressure rule.
-    pub buffer_counts_twice: bool,
+    /// Whether `function`-typed arguments and returns may take the fast
+    /// path (Node.js sends them to libffi).
+    pub function_pointers: bool,
+}
+
+/// The register-pressure rule of [`Limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registers {
+    /// Arguments beyond the ABI's registers go on the stack, as the
+    /// emitters place them.
+    Any,
+    /// Every argument, and the receiver in receiver mode, in a register.
+    Only,
+    /// Node.js's caps, whatever the entry kind (`IsFastCallEligible` in
+    /// Node's `src/ffi/types.cc`): general-purpose arguments, plus one in
+    /// total when any is a `buffer`, at most [`node_gp_cap`]; floating-point
+    /// arguments at most the ABI's FP argument registers.
+    Node,
+}
+
+/// Node.js's cap on general-purpose arguments for `abi`, with one extra
+/// counted when a `buffer` is present. x86_64 System V: 6 (the receiver
+/// takes rdi, and Node's trampoline reads the sixth argument from the
+/// stack), but 5 counting the buffer's extra, since its buffer helper needs
+/// every argument in a register. AArch64: 7, the eight argument registers
+/// less the receiver.
+pub const fn node_gp_cap(abi: Abi, buffer: bool) -> usize {
+    match (abi, buffer) {
+        (Abi::SysV64, false) => 6,
+        (Abi::SysV64, true) => 5,
+        (Abi::Aapcs64, _) => 7,
+    }
 }
 
 impl Limits {
@@ -162,14 +190,17 @@ impl Limits {
     /// beyond it AArch64's scaled load offsets no longer fit.
     pub const EMITTER_MAX_ARGS: usize = 512;
 
-    /// Node.js's fast-call rules: at most 8 arguments, all in registers,
-    /// buffers and floats not mixed, a buffer counted as two GP registers.
+    /// Node.js's fast-call rules, decision for decision (its
+    /// `IsFastCallEligible`, on x86_64 System V and AArch64): at most 8
+    /// arguments; no `function` argument or return; buffers and floats not
+    /// mixed; [`Registers::Node`]'s caps. The decision does not depend on
+    /// the entry kind.
     pub const fn node() -> Limits {
         Limits {
             max_args: 8,
-            stack_args: false,
+            registers: Registers::Node,
             buffer_with_float: false,
-            buffer_counts_twice: true,
+            function_pointers: false,
         }
     }
 }
@@ -180,9 +211,9 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_args: 16,
-            stack_args: true,
+            registers: Registers::Any,
             buffer_with_float: true,
-            buffer_counts_twice: false,
+            function_pointers: true,
         }
     }
 }
@@ -192,15 +223,18 @@ impl Default for Limits {
 pub enum Ineligible {
     /// More arguments than [`Limits::max_args`].
     TooManyArgs { n: usize, max: usize },
-    /// More GP registers needed than the ABI has, stack arguments off.
+    /// More general-purpose arguments than the register rule allows.
     GpPressure { need: usize, have: usize },
-    /// More FP registers needed than the ABI has, stack arguments off.
+    /// More floating-point arguments than the register rule allows.
     FpPressure { need: usize, have: usize },
     /// A type that cannot appear where it does: `void` as argument `index`,
     /// or `buffer` as the return type (`index` is `None`).
     UnsupportedType { index: Option<usize>, ty: Type },
     /// A buffer and a float argument together, which the limits forbid.
     BufferWithFloat { buffer: usize, float: usize },
+    /// A `function` argument (`index`) or return (`None`), which the
+    /// limits send to libffi.
+    FunctionPointer { index: Option<usize> },
 }
 
 impl fmt::Display for Ineligible {
@@ -211,11 +245,11 @@ impl fmt::Display for Ineligible {
             }
             Ineligible::GpPressure { need, have } => write!(
                 f,
-                "GpPressure: needs {need} general-purpose registers, the ABI has {have}"
+                "GpPressure: needs {need} general-purpose registers, the rule allows {have}"
             ),
             Ineligible::FpPressure { need, have } => write!(
                 f,
-                "FpPressure: needs {need} floating-point registers, the ABI has {have}"
+                "FpPressure: needs {need} floating-point registers, the rule allows {have}"
             ),
             Ineligible::UnsupportedType { index: Some(i), ty } => {
                 write!(f, "UnsupportedType: `{ty}` as argument {i}")
@@ -227,6 +261,12 @@ impl fmt::Display for Ineligible {
                 f,
                 "BufferWithFloat: buffer argument {buffer} and float argument {float} together"
             ),
+            Ineligible::FunctionPointer { index: Some(i) } => {
+                write!(f, "FunctionPointer: `function` as argument {i}")
+            }
+            Ineligible::FunctionPointer { index: None } => {
+                write!(f, "FunctionPointer: `function` as the return type")
+            }
         }
     }
 }
@@ -374,14 +414,16 @@ impl Assigner {
 ///
 /// # Errors
 ///
-/// The first rule the signature breaks, checked in this order: types
-/// ([`Ineligible::UnsupportedType`]), argument count
+/// The first rule the signature breaks, checked in this order (Node.js's
+/// order): types ([`Ineligible::UnsupportedType`]), a `function` return
+/// then arguments when the limits exclude them
+/// ([`Ineligible::FunctionPointer`]), argument count
 /// ([`Ineligible::TooManyArgs`], at most [`Limits::EMITTER_MAX_ARGS`]
 /// whatever the limits say), buffer/float mixing
 /// ([`Ineligible::BufferWithFloat`]), then register pressure
-/// ([`Ineligible::GpPressure`], [`Ineligible::FpPressure`]) when stack
-/// arguments are off. In receiver mode the receiver counts as one GP
-/// register.
+/// ([`Ineligible::GpPressure`], [`Ineligible::FpPressure`]) under
+/// [`Registers::Only`] (the receiver counted in receiver mode) or
+/// [`Registers::Node`].
 ///
 /// # Examples
 ///
@@ -392,6 +434,8 @@ impl Assigner {
 /// let plan = classify(&sig, Abi::SysV64, Entry::Packed, &Limits::node()).unwrap();
 /// assert_eq!(plan.args[5].to, Loc::Gp(5)); // r9
 ///
+/// // Node.js takes a seventh GP argument to libffi.
+/// let sig = "(i32, i32, i32, i32, i32, i32, i32) -> i32".parse().unwrap();
 /// let err = classify(&sig, Abi::SysV64, Entry::Receiver, &Limits::node()).unwrap_err();
 /// assert_eq!(err, Ineligible::GpPressure { need: 7, have: 6 });
 /// ```
@@ -404,10 +448,17 @@ pub fn classify(
     if let Some((index, ty)) = sig.misplaced_type() {
         return Err(Ineligible::UnsupportedType { index, ty });
     }
+    if !limits.function_pointers && sig.ret == Type::Function {
+        return Err(Ineligible::FunctionPointer { index: None });
+    }
     let n = sig.args.len();
     let max = limits.max_args.min(Limits::EMITTER_MAX_ARGS);
     if n > max {
         return Err(Ineligible::TooManyArgs { n, max });
+    }
+    let function = sig.args.iter().position(|&t| t == Type::Function);
+    if let (false, Some(index)) = (limits.function_pointers, function) {
+        return Err(Ineligible::FunctionPointer { index: Some(index) });
     }
     let buffer = sig.args.iter().position(|&t| t == Type::Buffer);
     let float = sig.args.iter().position(|t| t.is_float());
@@ -416,23 +467,20 @@ pub fn classify(
     }
 
     let receiver = usize::from(entry == Entry::Receiver);
-    if !limits.stack_args {
-        let buffers = sig.args.iter().filter(|&&t| t == Type::Buffer).count();
-        let gp_args = sig.args.iter().filter(|t| !t.is_float()).count();
-        let gp_need = receiver
-            + gp_args
-            + if limits.buffer_counts_twice {
-                buffers
-            } else {
-                0
-            };
-        if gp_need > abi.gp_regs() {
-            return Err(Ineligible::GpPressure {
-                need: gp_need,
-                have: abi.gp_regs(),
-            });
+    let gp_args = sig.args.iter().filter(|t| !t.is_float()).count();
+    let fp_need = n - gp_args;
+    let gp_rule = match limits.registers {
+        Registers::Any => None,
+        Registers::Only => Some((receiver + gp_args, abi.gp_regs())),
+        Registers::Node => Some((
+            gp_args + usize::from(buffer.is_some()),
+            node_gp_cap(abi, buffer.is_some()),
+        )),
+    };
+    if let Some((need, have)) = gp_rule {
+        if need > have {
+            return Err(Ineligible::GpPressure { need, have });
         }
-        let fp_need = n - gp_args;
         if fp_need > abi.fp_regs() {
             return Err(Ineligible::FpPressure {
                 need: fp_need,

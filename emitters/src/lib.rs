@@ -22,7 +22,9 @@ pub mod disasm;
 mod signature;
 pub mod x86_64;
 
-pub use classify::{classify, Abi, Arg, Entry, Ineligible, Limits, Loc, Plan, Source};
+pub use classify::{
+    classify, node_gp_cap, Abi, Arg, Entry, Ineligible, Limits, Loc, Plan, Registers, Source,
+};
 pub use signature::{ParseError, ParseErrorKind, Position, Quoted, Signature, Type};
 
 /// What a `buffer` argument points to: the target receives `data`.

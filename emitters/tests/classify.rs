@@ -93,7 +93,8 @@ fn sysv64_table() {
         row(repeat("i64", 5, "i64"), P, N, K("g0 g1 g2 g3 g4")),
         row(repeat("i64", 5, "i64"), R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4")),
         row(repeat("i64", 6, "i64"), P, N, K("g0 g1 g2 g3 g4 g5")),
-        row(repeat("i64", 6, "i64"), R, N, E(GpPressure { need: 7, have: 6 })),
+        // Node reads the sixth GP argument of a receiver call from the stack.
+        row(repeat("i64", 6, "i64"), R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 s0>g5")),
         row(repeat("i64", 7, "i64"), P, N, E(GpPressure { need: 7, have: 6 })),
         row(repeat("i64", 7, "i64"), P, D, K("g0 g1 g2 g3 g4 g5 s0")),
         row(repeat("i64", 6, "i64"), R, D, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 s0>g5")),
@@ -104,7 +105,7 @@ fn sysv64_table() {
             K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 s0>g5 s8>s0"),
         ),
         row(repeat("pointer", 6, "void"), P, N, K("g0 g1 g2 g3 g4 g5")),
-        row(repeat("u8", 6, "u8"), R, N, E(GpPressure { need: 7, have: 6 })),
+        row(repeat("u8", 6, "u8"), R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 s0>g5")),
         // The FP boundary: 8 registers.
         row(repeat("f64", 8, "f64"), P, N, K("f0 f1 f2 f3 f4 f5 f6 f7")),
         row(repeat("f64", 8, "f64"), R, N, K("f0>f0 f1>f1 f2>f2 f3>f3 f4>f4 f5>f5 f6>f6 f7>f7")),
@@ -136,15 +137,19 @@ fn sysv64_table() {
         row("(f32, i32, buffer) -> void", R, N, E(BufferWithFloat { buffer: 2, float: 0 })),
         row("(buffer, f64) -> f64", P, D, K("g0 f0")),
         row("(buffer, buffer, buffer) -> void", P, N, K("g0 g1 g2")),
-        row("(buffer, buffer, buffer) -> void", R, N, E(GpPressure { need: 7, have: 6 })),
+        // Buffers cost Node one extra GP register in total.
+        row("(buffer, buffer, buffer) -> void", R, N, K("g1>g0 g2>g1 g3>g2")),
         row("(buffer, buffer, i32) -> void", R, N, K("g1>g0 g2>g1 g3>g2")),
-        row("(buffer, buffer, buffer, buffer) -> void", P, N, E(GpPressure { need: 8, have: 6 })),
+        row("(buffer, buffer, buffer, buffer) -> void", P, N, K("g0 g1 g2 g3")),
+        row("(buffer, buffer, buffer, buffer, buffer) -> void", P, N, E(GpPressure { need: 6, have: 5 })),
         row("(buffer, buffer, buffer, buffer) -> void", P, D, K("g0 g1 g2 g3")),
         // Mixed types and returns.
-        row("(bool, function, pointer) -> bool", P, N, K("g0 g1 g2")),
+        row("(bool, function, pointer) -> bool", P, N, E(FunctionPointer { index: Some(1) })),
+        row("(bool, function, pointer) -> bool", P, D, K("g0 g1 g2")),
         row("(i16, u16, i8, u8, u32, i32) -> i16", P, N, K("g0 g1 g2 g3 g4 g5")),
         row("(i16, u16, i8, u8, u32) -> i16", R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4")),
-        row("(f32, f64, i64) -> function", R, N, K("f0>f0 f1>f1 g1>g0")),
+        row("(f32, f64, i64) -> function", R, N, E(FunctionPointer { index: None })),
+        row("(f32, f64, i64) -> function", R, D, K("f0>f0 f1>f1 g1>g0")),
     ];
     run(Abi::SysV64, &rows);
 }
@@ -166,8 +171,10 @@ fn aapcs64_table() {
         row(repeat("i64", 7, "i64"), P, N, K("g0 g1 g2 g3 g4 g5 g6")),
         row(repeat("i64", 7, "i64"), R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5 g7>g6")),
         // The GP boundary: 8 registers.
-        row(repeat("i64", 8, "i64"), P, N, K("g0 g1 g2 g3 g4 g5 g6 g7")),
-        row(repeat("i64", 8, "i64"), R, N, E(GpPressure { need: 9, have: 8 })),
+        // Node's cap is 7 GP arguments on AArch64, whatever the entry.
+        row(repeat("i64", 8, "i64"), P, N, E(GpPressure { need: 8, have: 7 })),
+        row(repeat("i64", 8, "i64"), P, D, K("g0 g1 g2 g3 g4 g5 g6 g7")),
+        row(repeat("i64", 8, "i64"), R, N, E(GpPressure { need: 8, have: 7 })),
         row(repeat("i64", 8, "i64"), R, D, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5 g7>g6 s0>g7")),
         row(repeat("i64", 9, "i64"), P, N, E(TooManyArgs { n: 9, max: 8 })),
         row(repeat("i64", 9, "i64"), P, D, K("g0 g1 g2 g3 g4 g5 g6 g7 s0")),
@@ -213,13 +220,17 @@ fn aapcs64_table() {
         row("(f64, buffer) -> void", P, N, E(BufferWithFloat { buffer: 1, float: 0 })),
         row("(f64, buffer) -> void", P, D, K("f0 g0")),
         row("(buffer, buffer, buffer, buffer) -> void", P, N, K("g0 g1 g2 g3")),
-        row("(buffer, buffer, buffer, buffer) -> void", R, N, E(GpPressure { need: 9, have: 8 })),
-        row("(buffer, buffer, buffer, buffer, buffer) -> void", P, N, E(GpPressure { need: 10, have: 8 })),
+        row("(buffer, buffer, buffer, buffer) -> void", R, N, K("g1>g0 g2>g1 g3>g2 g4>g3")),
+        row("(buffer, buffer, buffer, buffer, buffer, buffer) -> void", P, N, K("g0 g1 g2 g3 g4 g5")),
+        row("(buffer, buffer, buffer, buffer, buffer, buffer, buffer) -> void", P, N, E(GpPressure { need: 8, have: 7 })),
         row("(buffer, i32, i32, i32) -> void", R, N, K("g1>g0 g2>g1 g3>g2 g4>g3")),
         // Mixed types and returns.
-        row("(bool, function, pointer) -> bool", P, N, K("g0 g1 g2")),
-        row("(i16, u16, i8, u8, u32, i32, i64, u64) -> i16", P, N, K("g0 g1 g2 g3 g4 g5 g6 g7")),
-        row("(f32, f64, i64) -> function", R, N, K("f0>f0 f1>f1 g1>g0")),
+        row("(bool, function, pointer) -> bool", P, N, E(FunctionPointer { index: Some(1) })),
+        row("(bool, function, pointer) -> bool", P, D, K("g0 g1 g2")),
+        row("(i16, u16, i8, u8, u32, i32, i64, u64) -> i16", P, N, E(GpPressure { need: 8, have: 7 })),
+        row("(i16, u16, i8, u8, u32, i32, i64, u64) -> i16", P, D, K("g0 g1 g2 g3 g4 g5 g6 g7")),
+        row("(f32, f64, i64) -> function", R, N, E(FunctionPointer { index: None })),
+        row("(f32, f64, i64) -> function", R, D, K("f0>f0 f1>f1 g1>g0")),
         row("(pointer, f32, pointer, f64) -> f32", R, D, K("g1>g0 f0>f0 g2>g1 f1>f1")),
     ];
     run(Abi::Aapcs64, &rows);
@@ -311,4 +322,84 @@ fn argument_count_is_capped_at_what_the_emitters_take() {
             })
         );
     }
+}
+
+/// Node.js's fast-call decision for a signature on one ABI: eligible, or
+/// the rule that sends it to libffi.
+type Node = Result<(), Ineligible>;
+
+/// `Limits::node()` decides as Node.js's `IsFastCallEligible`
+/// (`src/ffi/types.cc`) does on x86_64 System V and AArch64, whatever the
+/// entry kind. Each row names the Node behaviour it reproduces; the type
+/// names are Node's own (`int32`, `arraybuffer`, `string`, …).
+#[test]
+fn node_limits_reproduce_node_fast_call_decisions() {
+    const OK: Node = Ok(());
+    let gp = |need, have| Err(GpPressure { need, have });
+    let args = |n: usize, ty: &str| vec![ty; n].join(", ");
+    #[rustfmt::skip]
+    let rows: Vec<(&str, String, Node, Node)> = vec![
+        // (Node behaviour, signature, x86_64 System V, AArch64)
+        ("numeric arguments and returns are eligible",
+         "(int32, int32) -> int32".into(), OK, OK),
+        ("a void return is eligible", "(int32) -> void".into(), OK, OK),
+        ("no arguments", "() -> void".into(), OK, OK),
+        ("float and double are eligible", "(float, double) -> double".into(), OK, OK),
+        ("pointers are eligible", "(pointer) -> pointer".into(), OK, OK),
+        ("bool and char are 8-bit integers", "(bool, char, int16) -> uint8".into(), OK, OK),
+        ("string is a pointer, not a buffer: no extra register",
+         format!("(string, {}) -> int32", args(5, "int32")), OK, OK),
+        ("a function argument is ineligible (\"arg is function\")",
+         "(function) -> void".into(), Err(FunctionPointer { index: Some(0) }),
+         Err(FunctionPointer { index: Some(0) })),
+        ("a function return is ineligible (\"return type is function\")",
+         "() -> function".into(), Err(FunctionPointer { index: None }),
+         Err(FunctionPointer { index: None })),
+        ("the function return is checked before the argument count",
+         format!("({}) -> function", args(9, "int32")), Err(FunctionPointer { index: None }),
+         Err(FunctionPointer { index: None })),
+        ("8 arguments, V8's fast-call cap",
+         format!("({}, double, double) -> void", args(6, "int32")), OK, OK),
+        ("9 arguments exceed V8's cap",
+         format!("({}) -> double", args(9, "double")), Err(TooManyArgs { n: 9, max: 8 }),
+         Err(TooManyArgs { n: 9, max: 8 })),
+        ("8 FP arguments fit v0-v7 / xmm0-7", format!("({}) -> double", args(8, "double")), OK, OK),
+        ("6 GP arguments: SysV's cap (the sixth read from the stack)",
+         format!("({}) -> int32", args(6, "int32")), OK, OK),
+        ("7 GP arguments: over SysV's cap, AArch64's cap",
+         format!("({}) -> int32", args(7, "int32")), gp(7, 6), OK),
+        ("8 GP arguments: over AArch64's cap of 7",
+         format!("({}) -> int32", args(8, "int64")), gp(8, 6), gp(8, 7)),
+        ("a buffer adds one GP register: 4 GP + 1 fits SysV's 5",
+         "(buffer, int32, int32, int32) -> int32".into(), OK, OK),
+        ("5 GP + the buffer's extra exceed SysV's 5",
+         "(buffer, int32, int32, int32, int32) -> int32".into(), gp(6, 5), OK),
+        ("however many buffers, one extra register in total",
+         "(buffer, buffer, buffer, buffer) -> void".into(), OK, OK),
+        ("6 GP + the buffer's extra reach AArch64's 7",
+         format!("(buffer, {}) -> void", args(5, "int32")), gp(7, 5), OK),
+        ("7 GP + the buffer's extra exceed AArch64's 7",
+         format!("(arraybuffer, {}) -> void", args(6, "int32")), gp(8, 5), gp(8, 7)),
+        ("arraybuffer is a buffer", "(arraybuffer, int32, int32, int32, int32) -> void".into(),
+         gp(6, 5), OK),
+        ("buffers and floats cannot coexist", "(buffer, float) -> void".into(),
+         Err(BufferWithFloat { buffer: 0, float: 1 }), Err(BufferWithFloat { buffer: 0, float: 1 })),
+        ("a buffer return is a pointer: eligible", "(int32) -> buffer".into(), OK, OK),
+    ];
+    assert!(rows.len() >= 20, "{} rows", rows.len());
+    let mut failures = Vec::new();
+    for (behaviour, text, sysv, a64) in &rows {
+        let sig: Signature = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        for (abi, want) in [(Abi::SysV64, sysv), (Abi::Aapcs64, a64)] {
+            for entry in Entry::ALL {
+                let got = classify(&sig, abi, entry, &Limits::node()).map(|_| ());
+                if got != *want {
+                    failures.push(format!(
+                        "{abi} {entry} {text} ({behaviour}): got {got:?}, Node decides {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
