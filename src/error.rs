@@ -32,6 +32,9 @@ pub enum Error {
         expected: Type,
         got: Type,
     },
+    /// The function's library, or the library bound from, was
+    /// [closed](crate::Library::close) (Node.js's `ERR_FFI_LIBRARY_CLOSED`).
+    LibraryClosed,
     /// libffi could not prepare a call interface for the signature.
     Libffi(String),
     /// `dlopen` failed. The path is kept as a bounded excerpt, and
@@ -64,6 +67,7 @@ impl fmt::Display for Error {
                 expected,
                 got,
             } => write!(f, "argument {index}: expected `{expected}`, got `{got}`"),
+            Error::LibraryClosed => f.write_str("the library is closed"),
             Error::Libffi(message) => write!(f, "libffi: {message}"),
             Error::Open { path, message } => write!(f, "cannot open {path}: {message}"),
             Error::Symbol { name, message } => write!(f, "no symbol {name}: {message}"),

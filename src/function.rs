@@ -5,10 +5,10 @@ use std::ffi::c_void;
 use std::fmt;
 use std::sync::Arc;
 
-use jitcall_emitters::{emit, emit_bound};
+use jitcall_emitters::{emit, emit_bound, Guard, Placement};
 
 use crate::fallback::LibffiCall;
-use crate::library::LibraryHandle;
+use crate::library::{on_closed_call, LibraryState};
 use crate::memory::{CodeBlock, MemoryRefused};
 use crate::probe::{jit_status, JitUnavailable};
 use crate::value::Value;
@@ -25,6 +25,16 @@ pub enum Tier {
     Jit,
     /// libffi's `ffi_call`, and why the JIT tier was not used.
     Libffi(Fallback),
+}
+
+impl fmt::Display for Tier {
+    /// `JIT`, or `libffi (` and the reason `)`: one line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tier::Jit => f.write_str("JIT"),
+            Tier::Libffi(why) => write!(f, "libffi ({why})"),
+        }
+    }
 }
 
 /// Why a function runs on libffi.
@@ -75,7 +85,8 @@ enum Path {
 /// On the JIT tier it owns a share of the mapping that holds its
 /// trampolines; the mapping is unmapped when the last function placed in it
 /// is dropped. A function bound through a [`Library`](crate::Library) keeps
-/// that library loaded.
+/// that library loaded, and stops reaching it once the library is
+/// [closed](crate::Library::close).
 ///
 /// # Examples
 ///
@@ -106,7 +117,7 @@ pub struct Function {
     sig: Signature,
     receiver: Option<*const c_void>,
     code: Option<Arc<CodeBlock>>,
-    _library: Option<Arc<LibraryHandle>>,
+    library: Option<Arc<LibraryState>>,
 }
 
 // SAFETY: a Function is immutable after creation: its trampolines live in
@@ -253,10 +264,41 @@ impl Function {
 
     /// The receiver-entry trampoline, when [`Options::receiver_entry`] asked
     /// for one, the JIT tier is in use and the signature is eligible for it.
+    /// Valid while this `Function` lives.
     ///
-    /// It is `extern "C" fn(receiver, a0, a1, …) -> ret` in the native ABI,
-    /// with 8- and 16-bit integers passed widened to 32 bits and buffers as
-    /// `*const BufferView`. Valid while this `Function` lives.
+    /// It is a function of the native C ABI taking a receiver first, which
+    /// it ignores, then the signature's arguments, and returning its return
+    /// type. Cast it to the `extern "C" fn` type that matches:
+    ///
+    /// | signature type | the caller passes | the caller gets back |
+    /// |---|---|---|
+    /// | `i8`, `i16` | `i32`, sign-extended (the caller widens) | `i32`, narrowed and sign-extended by the entry |
+    /// | `u8`, `u16`, `bool` | `u32`, zero-extended (the caller widens) | `u32`, narrowed and zero-extended by the entry |
+    /// | `buffer` | `*const BufferView` (null passes null) | — |
+    /// | any other | the type itself | the type itself |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::ffi::c_void;
+    /// use jitcall::{Function, Options, Signature};
+    ///
+    /// extern "C" fn add(a: i8, b: i32) -> u8 {
+    ///     (a as i32 + b) as u8
+    /// }
+    ///
+    /// let sig: Signature = "(i8, i32) -> u8".parse()?;
+    /// let options = Options { receiver_entry: true, ..Options::default() };
+    /// // SAFETY: `add` has exactly this signature.
+    /// let f = unsafe { Function::with_options(add as *const c_void, &sig, &options)? };
+    /// if let Some(entry) = f.receiver_entry() {
+    ///     type Receiver = extern "C" fn(*const c_void, i32, i32) -> u32;
+    ///     // SAFETY: the receiver entry of (i8, i32) -> u8, widened per the table.
+    ///     let add = unsafe { std::mem::transmute::<*const c_void, Receiver>(entry) };
+    ///     assert_eq!(add(std::ptr::null(), -1, 300), 43); // (299 as u8), zero-extended
+    /// }
+    /// # Ok::<(), jitcall::Error>(())
+    /// ```
     pub fn receiver_entry(&self) -> Option<*const c_void> {
         self.receiver
     }
@@ -267,20 +309,38 @@ impl Function {
     /// `*ret` sign- or zero-extended to 64 bits (`f32` in the low 32 bits),
     /// and `*ret` is untouched for `void`. The same on every tier.
     ///
+    /// Once the function's library is [closed](crate::Library::close), the
+    /// target is not called: the library's closed-call handler runs and
+    /// `*ret` receives 0 (unless the return type is `void`).
+    ///
     /// # Safety
     ///
-    /// `args` must point to one readable `u64` per argument and `ret` to a
-    /// writable `u64` (unless the return type is `void`); buffer slots must
-    /// hold null or the address of a valid `BufferView`; the argument values
-    /// must be valid for the target (pointers it dereferences must be valid).
+    /// The function's signature must be the target's real signature (for
+    /// a [`Library`](crate::Library) binding, this is where that promise is
+    /// made). `args` must point to one readable `u64` per argument and `ret`
+    /// to a writable `u64` (unless the return type is `void`); buffer slots
+    /// must hold null or the address of a valid `BufferView`; the argument
+    /// values must be valid for the target (pointers it dereferences must
+    /// be valid).
     #[inline]
     pub unsafe fn call_packed(&self, args: *const u64, ret: *mut u64) {
         match &self.path {
             // SAFETY: the trampoline implements the packed convention for
-            // this signature; the caller meets its contract.
+            // this signature, and checks the library's closed byte itself
+            // when bound from one; the caller meets its contract.
             Path::Jit(entry) => unsafe { entry(args, ret) },
-            // SAFETY: forwarded from this function's contract.
-            Path::Libffi(call) => unsafe { call.call_packed(self.target, args, ret) },
+            Path::Libffi(call) => {
+                if let Some(library) = self.library.as_ref().filter(|l| l.is_closed()) {
+                    library.closed_call(self.target);
+                    if self.sig.ret != crate::Type::Void {
+                        // SAFETY: `ret` is writable for non-void returns.
+                        unsafe { *ret = 0 };
+                    }
+                    return;
+                }
+                // SAFETY: forwarded from this function's contract.
+                unsafe { call.call_packed(self.target, args, ret) }
+            }
         }
     }
 
@@ -289,14 +349,19 @@ impl Function {
     ///
     /// # Safety
     ///
-    /// The values must be valid for the target: pointers and buffers it
+    /// The function's signature must be the target's real signature, and
+    /// the values must be valid for the target: pointers and buffers it
     /// dereferences must be valid for the accesses it makes.
     ///
     /// # Errors
     ///
-    /// [`Error::ArgCount`] or [`Error::ArgType`] on a mismatch; nothing is
+    /// [`Error::LibraryClosed`] once the function's library is closed;
+    /// [`Error::ArgCount`] or [`Error::ArgType`] on a mismatch. Nothing is
     /// called then.
     pub unsafe fn call(&self, args: &[Value]) -> Result<Value> {
+        if self.library.as_ref().is_some_and(|l| l.is_closed()) {
+            return Err(Error::LibraryClosed);
+        }
         if args.len() != self.sig.args.len() {
             return Err(Error::ArgCount {
                 expected: self.sig.args.len(),
@@ -316,7 +381,7 @@ impl Function {
         let mut ret = 0u64;
         // SAFETY: one slot per argument, each of the declared type (buffer
         // slots address views inside `args`, alive for the call); the
-        // caller vouches for the values.
+        // caller vouches for the signature and the values.
         unsafe { self.call_packed(slots.as_ptr(), &mut ret) };
         Ok(Value::from_slot(self.sig.ret, ret))
     }
@@ -333,7 +398,7 @@ struct Planned {
 pub(crate) fn bind_batch(
     bindings: &[Binding],
     options: &Options,
-    library: Option<&Arc<LibraryHandle>>,
+    library: Option<&Arc<LibraryState>>,
 ) -> Result<Vec<Function>> {
     for b in bindings {
         if b.target.is_null() {
@@ -387,20 +452,30 @@ pub(crate) fn bind_batch(
                 .map(move |plan| (plan, target))
         })
         .collect();
+    // Functions bound from a library check its closed byte at entry.
+    let guard = library.map(|state| Guard {
+        cell: state.cell(),
+        on_closed: on_closed_call as *const () as u64,
+    });
     let mut entries = Vec::with_capacity(pieces.len());
     let code = if pieces.is_empty() {
         None
     } else {
         let bound: usize = pieces
             .iter()
-            .map(|(plan, _)| emit_bound(plan).next_multiple_of(CODE_ALIGN))
+            .map(|(plan, _)| emit_bound(plan, guard.is_some()).next_multiple_of(CODE_ALIGN))
             .sum();
         // Near the first target: a batch usually binds one library.
         let near = pieces.first().map(|&(_, target)| target);
         let block = CodeBlock::build(bound, near, |base, bytes| {
             let mut at = 0;
-            for (plan, target) in &pieces {
-                let code = emit(plan, base + at as u64, *target);
+            for &(plan, target) in &pieces {
+                let placement = Placement {
+                    base: base + at as u64,
+                    target,
+                    guard,
+                };
+                let code = emit(plan, &placement);
                 bytes[at..at + code.len()].copy_from_slice(&code);
                 entries.push(base + at as u64);
                 at = (at + code.len()).next_multiple_of(CODE_ALIGN);
@@ -446,7 +521,7 @@ pub(crate) fn bind_batch(
                 sig: b.sig.clone(),
                 receiver,
                 code: if jit { code.clone() } else { None },
-                _library: library.cloned(),
+                library: library.cloned(),
             })
         })
         .collect()

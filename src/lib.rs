@@ -49,8 +49,9 @@ mod value;
 pub use error::{Error, Result};
 pub use function::{Fallback, Function, Options, PackedFn, Tier};
 pub use jitcall_emitters::{
-    classify, emit, emit_bound, node_gp_cap, Abi, Arg, BufferView, Entry, Ineligible, Limits, Loc,
-    ParseError, ParseErrorKind, Plan, Position, Quoted, Registers, Signature, Source, Type,
+    classify, emit, emit_bound, node_gp_cap, Abi, Arg, BufferView, Entry, Guard, Ineligible,
+    Limits, Loc, ParseError, ParseErrorKind, Placement, Plan, Position, Quoted, Registers,
+    Signature, Source, Type,
 };
 pub use library::Library;
 pub use memory::MemoryRefused;

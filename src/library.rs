@@ -1,25 +1,81 @@
 //! [`Library`]: `dlopen`/`dlsym`, the convenience a runtime's `dlopen` maps
-//! onto.
+//! onto, and closing with Node.js's semantics.
 
 use std::ffi::{c_void, CStr, CString};
-use std::sync::Arc;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::function::{bind_batch, Binding, Function, Options};
 use crate::{Error, Quoted, Result, Signature};
 
-/// An open `dlopen` handle, closed when the last user drops it.
-pub(crate) struct LibraryHandle(*mut c_void);
+/// What a closed call reports to: the address of the function called.
+type ClosedHandler = Arc<dyn Fn(*const c_void) + Send + Sync>;
 
-// SAFETY: a dlopen handle may be used and closed from any thread.
-unsafe impl Send for LibraryHandle {}
-// SAFETY: dlsym on a shared handle is thread-safe.
-unsafe impl Sync for LibraryHandle {}
+/// What a [`Library`] and every function bound from it share: the `dlopen`
+/// handle, closed when the last of them is dropped; the closed flag that
+/// guarded trampolines load at entry; the handler closed calls reach.
+#[repr(C)]
+pub(crate) struct LibraryState {
+    /// 0 while open, 1 once [`Library::close`] ran. It comes first so that
+    /// its address, which trampolines embed, is the state's address.
+    closed: AtomicU8,
+    handle: *mut c_void,
+    on_closed: Mutex<Option<ClosedHandler>>,
+}
 
-impl Drop for LibraryHandle {
+// SAFETY: a dlopen handle may be used and closed from any thread; the
+// other fields are atomics and a mutex.
+unsafe impl Send for LibraryState {}
+// SAFETY: dlsym on a shared handle is thread-safe; see Send.
+unsafe impl Sync for LibraryState {}
+
+impl Drop for LibraryState {
     fn drop(&mut self) {
-        // SAFETY: the handle came from dlopen and is closed exactly once.
-        unsafe { libc::dlclose(self.0) };
+        // SAFETY: the handle came from dlopen and is closed exactly once,
+        // when neither the Library nor any function bound from it remains,
+        // so no call can be under way in the library's code.
+        unsafe { libc::dlclose(self.handle) };
     }
+}
+
+impl LibraryState {
+    /// The address of the closed byte, for [`Guard::cell`](crate::Guard).
+    pub(crate) fn cell(&self) -> u64 {
+        &self.closed as *const AtomicU8 as u64
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// A call of `target` after the library was closed: tell the handler,
+    /// if one is set. A panicking handler aborts the process: the call
+    /// may have come through a trampoline, which no unwinding can cross.
+    pub(crate) fn closed_call(&self, target: *const c_void) {
+        let handler = self
+            .on_closed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(handler) = handler {
+            if catch_unwind(AssertUnwindSafe(|| handler(target))).is_err() {
+                eprintln!("jitcall: a library's closed-call handler panicked; aborting");
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// Where a guarded trampoline goes instead of its target once its library
+/// is closed ([`Guard::on_closed`](crate::Guard)).
+pub(crate) extern "C" fn on_closed_call(cell: *const u8, target: *const c_void) {
+    // SAFETY: `cell` is the first field of a repr(C) LibraryState (see
+    // `LibraryState::cell`), which the function owning the calling
+    // trampoline keeps alive through an Arc while it can be called.
+    let state = unsafe { &*cell.cast::<LibraryState>() };
+    state.closed_call(target);
 }
 
 /// The longest `dlerror` message kept: the system's own text (library
@@ -63,7 +119,10 @@ fn dl_error() -> String {
 
 /// A loaded shared library (or the running process) to bind symbols from.
 ///
-/// Functions bound from it keep it loaded.
+/// Functions bound from it keep it loaded: `dlclose` runs when the
+/// `Library` (all its clones) and every function bound from it are gone.
+/// [`close`](Self::close) ends its use before that, as Node.js's
+/// `lib.close()` does.
 ///
 /// # Examples
 ///
@@ -79,10 +138,29 @@ fn dl_error() -> String {
 /// ```
 #[derive(Clone)]
 pub struct Library {
-    handle: Arc<LibraryHandle>,
+    state: Arc<LibraryState>,
+}
+
+impl fmt::Debug for Library {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Library")
+            .field("handle", &self.state.handle)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
 }
 
 impl Library {
+    fn from_handle(handle: *mut c_void) -> Library {
+        Library {
+            state: Arc::new(LibraryState {
+                closed: AtomicU8::new(0),
+                handle,
+                on_closed: Mutex::new(None),
+            }),
+        }
+    }
+
     /// Opens a shared library with `dlopen(path, RTLD_NOW | RTLD_LOCAL)`.
     ///
     /// # Errors
@@ -99,9 +177,7 @@ impl Library {
         if handle.is_null() {
             return Err(open_error(dl_error_about(path)));
         }
-        Ok(Library {
-            handle: Arc::new(LibraryHandle(handle)),
-        })
+        Ok(Library::from_handle(handle))
     }
 
     /// The running program and the libraries it has loaded (libc, libm, …),
@@ -119,24 +195,30 @@ impl Library {
                 message: dl_error(),
             });
         }
-        Ok(Library {
-            handle: Arc::new(LibraryHandle(handle)),
-        })
+        Ok(Library::from_handle(handle))
     }
 
     /// The address of symbol `name`.
     ///
+    /// The address stays valid while this `Library` (or a clone of it) or
+    /// any function bound from it lives, closed or not; after that the
+    /// library may be unloaded and the address dangles.
+    ///
     /// # Errors
     ///
+    /// [`Error::LibraryClosed`] after [`close`](Self::close);
     /// [`Error::Symbol`] when the symbol is missing or null.
     pub fn symbol(&self, name: &str) -> Result<*const c_void> {
+        if self.is_closed() {
+            return Err(Error::LibraryClosed);
+        }
         let symbol_error = |message: String| Error::Symbol {
             name: Quoted::new(name),
             message,
         };
         let c_name = CString::new(name).map_err(|_| symbol_error("name contains NUL".into()))?;
         // SAFETY: the handle is open and c_name is NUL-terminated.
-        let address = unsafe { libc::dlsym(self.handle.0, c_name.as_ptr()) };
+        let address = unsafe { libc::dlsym(self.state.handle, c_name.as_ptr()) };
         if address.is_null() {
             return Err(symbol_error(dl_error_about(name)));
         }
@@ -150,10 +232,52 @@ impl Library {
     ///
     /// # Errors
     ///
-    /// [`Error::Symbol`], or what [`Function::new`] returns.
+    /// [`Error::LibraryClosed`], [`Error::Symbol`], or what
+    /// [`Function::new`] returns.
     pub fn function(&self, name: &str, sig: &Signature) -> Result<Function> {
-        self.functions(&[(name, sig)], &Options::default())
-            .map(|mut fs| fs.remove(0))
+        self.function_with_options(name, sig, &Options::default())
+    }
+
+    /// Binds symbol `name` to `sig` with explicit [`Options`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`function`](Self::function).
+    pub fn function_with_options(
+        &self,
+        name: &str,
+        sig: &Signature,
+        options: &Options,
+    ) -> Result<Function> {
+        let mut functions = self.functions(&[(name, sig)], options)?;
+        Ok(functions.remove(0))
+    }
+
+    /// Binds a function of this library found by address rather than by
+    /// name (a `dlvsym` result, or a function table the library hands out,
+    /// as graphics loaders do), with the library's lifetime and
+    /// [`close`](Self::close) semantics.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Function::new`]: `target` must be a function of exactly
+    /// this signature, with the C calling convention. It must belong to
+    /// this library (or stay valid as long as it does).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LibraryClosed`], or what [`Function::new`] returns.
+    pub unsafe fn function_at(
+        &self,
+        target: *const c_void,
+        sig: &Signature,
+        options: &Options,
+    ) -> Result<Function> {
+        if self.is_closed() {
+            return Err(Error::LibraryClosed);
+        }
+        let mut functions = bind_batch(&[Binding { target, sig }], options, Some(&self.state))?;
+        Ok(functions.remove(0))
     }
 
     /// Binds many symbols at once, all trampolines in one mapping.
@@ -175,6 +299,63 @@ impl Library {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        bind_batch(&bindings, options, Some(&self.handle))
+        bind_batch(&bindings, options, Some(&self.state))
+    }
+
+    /// Closes the library for use, as Node.js's `lib.close()` does; a
+    /// second call does nothing.
+    ///
+    /// Afterwards binding from it and looking up symbols are
+    /// [`Error::LibraryClosed`], and so is [`Function::call`] on every
+    /// function bound from it. Their raw entry points and
+    /// [`Function::call_packed`] no longer reach the library: they call
+    /// the handler set with [`on_closed_call`](Self::on_closed_call), if
+    /// any, and return zero (the packed return slot holds 0 unless the
+    /// return type is `void`; a receiver entry returns 0 or 0.0).
+    ///
+    /// The `dlclose` itself waits until this `Library` and every function
+    /// bound from it are dropped, so that no call under way on another
+    /// thread, or started from a raw entry point, can land in unmapped
+    /// code. A call that already passed the check when `close` ran
+    /// completes normally.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jitcall::{Error, Library};
+    ///
+    /// let libc = Library::this_process()?;
+    /// let getpid = libc.function("getpid", &"() -> i32".parse()?)?;
+    /// libc.close();
+    /// // SAFETY: nothing is called: the library is closed.
+    /// assert_eq!(unsafe { getpid.call(&[]) }, Err(Error::LibraryClosed));
+    /// assert!(matches!(libc.symbol("getpid"), Err(Error::LibraryClosed)));
+    /// # Ok::<(), jitcall::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.state.closed.store(1, Ordering::Release);
+    }
+
+    /// Whether [`close`](Self::close) ran on this library or a clone of it.
+    pub fn is_closed(&self) -> bool {
+        self.state.is_closed()
+    }
+
+    /// Sets what a call through a raw entry point or
+    /// [`Function::call_packed`] does after [`close`](Self::close), before
+    /// it returns zero: `handler` receives the address of the function
+    /// called. A JavaScript engine sets a pending exception here (Node.js
+    /// throws `ERR_FFI_LIBRARY_CLOSED`). It replaces any handler set
+    /// before.
+    ///
+    /// The handler runs on the calling thread, inside the call. It must
+    /// not panic: a panic aborts the process, since it could not unwind
+    /// through the trampoline that called it.
+    pub fn on_closed_call(&self, handler: impl Fn(*const c_void) + Send + Sync + 'static) {
+        *self
+            .state
+            .on_closed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(handler));
     }
 }

@@ -7,7 +7,9 @@
 
 use std::ffi::c_void;
 
-use jitcall::{BufferView, Fallback, Function, JitUnavailable, Options, Tier, Type, Value};
+use jitcall::{
+    BufferView, Fallback, Function, JitUnavailable, Library, Options, Tier, Type, Value,
+};
 use jitcall_fixtures::{
     argument_vectors, c, echo_shapes, edge_slots, many_arg_shapes, Shape, UNTOUCHED,
 };
@@ -53,7 +55,20 @@ fn call_packed(f: &Function, slots: &[u64]) -> Option<u64> {
     }
 }
 
-fn run_differential(shapes: &[Shape]) -> usize {
+/// Binds `shape` as a function of a library (this process), so that its
+/// trampolines check the library's closed byte at entry.
+fn bind_from_library(shape: &Shape, options: &Options) -> Function {
+    static LIBRARY: std::sync::OnceLock<Library> = std::sync::OnceLock::new();
+    let library = LIBRARY.get_or_init(|| Library::this_process().unwrap());
+    // SAFETY: each shape's target has the shape's signature and lives in
+    // this process.
+    let f = unsafe { library.function_at(shape.target, &shape.sig, options) }.unwrap();
+    let plain = bind(shape, options);
+    assert_eq!(f.tier(), plain.tier(), "{}: {}", shape.name, shape.sig);
+    f
+}
+
+fn run_differential(shapes: &[Shape], bind: impl Fn(&Shape, &Options) -> Function) -> usize {
     let mut checked = 0;
     let receiver = Options {
         receiver_entry: true,
@@ -92,13 +107,20 @@ fn run_differential(shapes: &[Shape]) -> usize {
 
 #[test]
 fn every_type_as_argument_and_return_on_c_callees() {
-    let n = run_differential(&echo_shapes());
+    let n = run_differential(&echo_shapes(), bind);
     println!("{n} argument vectors agreed");
 }
 
 #[test]
 fn shapes_from_0_to_16_arguments_on_c_and_rust_callees() {
-    let n = run_differential(&many_arg_shapes());
+    let n = run_differential(&many_arg_shapes(), bind);
+    println!("{n} argument vectors agreed");
+}
+
+#[test]
+fn functions_bound_from_an_open_library_agree_through_the_closed_check() {
+    let shapes: Vec<Shape> = echo_shapes().into_iter().chain(many_arg_shapes()).collect();
+    let n = run_differential(&shapes, bind_from_library);
     println!("{n} argument vectors agreed");
 }
 

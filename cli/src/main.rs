@@ -6,6 +6,7 @@
 //! jitcall bench --quick --json results.json
 //! jitcall explain "(i32, f64, pointer) -> u8"
 //! jitcall explain '{"arguments":["i32"],"return":"i32"}'
+//! jitcall explain --library "(f64) -> f64"
 //! ```
 
 use std::path::PathBuf;
@@ -26,9 +27,12 @@ commands:
                       targets. --quick is a short smoke run; --json FILE also
                       writes the results as JSON. `jitcall --quick` and
                       `jitcall --json FILE` run bench too
-  explain SIGNATURE   show, for each ABI and entry kind, where every argument
-                      goes and whether the signature is eligible (SIGNATURE is
-                      the text form \"(i32, f64) -> u8\" or the JSON object form)
+  explain [--library] SIGNATURE
+                      show, for each ABI and entry kind, where every argument
+                      goes, whether the signature is eligible, and the code
+                      (SIGNATURE is the text form \"(i32, f64) -> u8\" or the
+                      JSON object form); --library shows a function bound from
+                      a Library, whose code starts with the closed check
   help                show this text";
 
 /// Parses `bench`'s options.

@@ -14,13 +14,31 @@
 //! | x2–x7       | arguments 2–7                       | arguments 1–6 on entry; arguments 2–7   |
 //! | v0–v7       | FP arguments; v0 the FP return      | FP arguments, in place; v0 the return   |
 //! | x16 (ip0)   | scratch for stack arguments, then the target's address | the same             |
-//! | x17 (ip1)   | the `args` slot array               | unused                                  |
+//! | x17 (ip1)   | the closed cell (guarded); the `args` slot array | the closed cell (guarded)  |
 //! | v16         | scratch for FP stack arguments      | the same                                |
 //! | x29, x30    | frame record                        | frame record, only if a call returns here |
 //!
 //! x16 and x17 are the intra-procedure-call scratch registers and v16 is a
 //! temporary, so a trampoline may clobber them. It writes nothing else:
 //! x18, x19–x28 and d8–d15 keep their values without being saved.
+//!
+//! # Closed-library check
+//!
+//! A guarded trampoline ([`Guard`]) starts by loading the library's closed
+//! cell, its address built in x17, and branching out of line when it is
+//! set; the open path costs the load and a `cbnz` not taken. The closed
+//! path, after the trampoline's own code, stores 0 to `*ret` (packed entry,
+//! non-void return), calls `on_closed(cell, target)` from a frame record,
+//! and returns 0 in x0 and d0:
+//!
+//! ```text
+//!   movz/movk x17, cell ; ldrb w16, [x17] ; cbnz w16, closed
+//!   … the trampoline …
+//! closed:
+//!   [str xzr, [x1]]  stp x29, x30, [sp, #-16]!  mov x29, sp
+//!   mov x0, x17  movz/movk x1, target  movz/movk x16, on_closed  blr x16
+//!   ldp x29, x30, [sp], #16  mov x0, #0  fmov d0, xzr  ret
+//! ```
 //!
 //! # Frame
 //!
@@ -52,9 +70,9 @@
 #![allow(clippy::useless_conversion)]
 
 use dynasmrt::aarch64::Aarch64Relocation;
-use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::{Abi, Entry, Loc, Plan, Source, Type};
+use crate::{Abi, Entry, Guard, Loc, Placement, Plan, Source, Type};
 
 type Assembler = VecAssembler<Aarch64Relocation>;
 
@@ -79,6 +97,9 @@ const CALLEE: u8 = 16;
 const SCRATCH: u8 = 16;
 /// x17 (ip1): the packed entry's slot array.
 const ARGS: u8 = 17;
+/// x17 (ip1): the closed cell's address, from the check at entry to the
+/// closed path (which the slot array's use never reaches).
+const CELL: u8 = 17;
 /// v16: the FP scratch register for stack arguments.
 const FP_SCRATCH: u8 = 16;
 /// x29: the frame pointer.
@@ -104,16 +125,15 @@ enum Value {
     Fp(u8),
 }
 
-/// Emits the AArch64 trampoline for `plan`, calling the function at
-/// `target`.
+/// Emits the AArch64 trampoline for `plan`, linked as `at` says.
 ///
-/// The code does not depend on where it is placed (`_base`): the target is
-/// always reached through its absolute address.
+/// The code does not depend on where it is placed (`at.base`): the target
+/// and the guard's addresses are always built in registers.
 ///
 /// # Panics
 ///
 /// If `plan` has more than [`MAX_ARGS`] arguments.
-pub fn emit(plan: &Plan, _base: u64, target: u64) -> Vec<u8> {
+pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     assert!(
         plan.args.len() <= MAX_ARGS,
         "the AArch64 emitter handles at most {MAX_ARGS} arguments, not {}",
@@ -121,13 +141,55 @@ pub fn emit(plan: &Plan, _base: u64, target: u64) -> Vec<u8> {
     );
     debug_assert_eq!(plan.abi, Abi::Aapcs64, "a plan for another ABI");
     let mut ops = Assembler::new(0);
+    let closed = at.guard.map(|guard| check_closed(&mut ops, guard));
+    let target = at.target;
     match plan.entry {
         Entry::Packed => packed(&mut ops, plan, target),
         Entry::Receiver if plan.tail_calls() => receiver_tail_call(&mut ops, plan, target),
         Entry::Receiver => receiver_call(&mut ops, plan, target),
     }
+    if let (Some(label), Some(guard)) = (closed, at.guard) {
+        closed_path(&mut ops, plan, target, guard, label);
+    }
     ops.finalize()
         .expect("every branch goes to a label defined in the same trampoline")
+}
+
+/// Loads the library's closed cell and branches to the returned label,
+/// placed by [`closed_path`], when it is set. Leaves the cell's address in
+/// x17 for that path.
+fn check_closed(ops: &mut Assembler, guard: Guard) -> DynamicLabel {
+    let closed = ops.new_dynamic_label();
+    load_address(ops, CELL, guard.cell);
+    asm!(ops
+        ; ldrb W(SCRATCH), [X(CELL)]
+        ; cbnz W(SCRATCH), =>closed
+    );
+    closed
+}
+
+/// The closed path, entered from the first instructions with the entry's
+/// registers untouched but x16 and x17 (the cell): store 0 to the packed
+/// return slot, call `on_closed(cell, target)` from a frame record, return
+/// 0 as an integer and as a float, whichever the caller reads.
+fn closed_path(ops: &mut Assembler, plan: &Plan, target: u64, guard: Guard, closed: DynamicLabel) {
+    asm!(ops ; =>closed);
+    if plan.entry == Entry::Packed && plan.ret != Type::Void {
+        asm!(ops ; str xzr, [x1]);
+    }
+    asm!(ops
+        ; stp x29, x30, [sp, #-16]!
+        ; mov x29, sp
+        ; mov x0, X(CELL)
+    );
+    load_address(ops, 1, target);
+    call(ops, guard.on_closed);
+    asm!(ops
+        ; ldp x29, x30, [sp], #16
+        ; mov x0, xzr
+        ; fmov d0, xzr
+        ; ret
+    );
 }
 
 /// `unsafe extern "C" fn(args: *const u64, ret: *mut u64)`.
@@ -382,17 +444,22 @@ fn call(ops: &mut Assembler, target: u64) {
     );
 }
 
-/// Builds `target` in x16: movz for the lowest non-zero 16-bit half-word
-/// (the lowest one if all are zero), movk for each other non-zero one.
+/// Builds `target` in x16.
 fn load_target(ops: &mut Assembler, target: u64) {
-    let half = |i: u32| (target >> (16 * i)) as u32 & 0xffff;
+    load_address(ops, CALLEE, target);
+}
+
+/// Builds `value` in `dst`: movz for the lowest non-zero 16-bit half-word
+/// (the lowest one if all are zero), movk for each other non-zero one.
+fn load_address(ops: &mut Assembler, dst: u8, value: u64) {
+    let half = |i: u32| (value >> (16 * i)) as u32 & 0xffff;
     let first = (0..4).find(|&i| half(i) != 0).unwrap_or(0);
     asm!(ops
-        ; movz X(CALLEE), #half(first), lsl #16 * first
+        ; movz X(dst), #half(first), lsl #16 * first
     );
     for i in (first + 1..4).filter(|&i| half(i) != 0) {
         asm!(ops
-            ; movk X(CALLEE), #half(i), lsl #16 * i
+            ; movk X(dst), #half(i), lsl #16 * i
         );
     }
 }
@@ -447,7 +514,7 @@ mod tests {
 
     /// The instructions of the trampoline, as text, without offsets and bytes.
     fn listing_of(plan: &Plan, target: u64) -> Vec<String> {
-        let code = emit(plan, 0x10_0000, target);
+        let code = emit(plan, &Placement::at(0x10_0000, target));
         assert_eq!(code.len() % 4, 0);
         disassemble(Abi::Aapcs64, &code, 0x10_0000)
             .iter()
@@ -488,6 +555,42 @@ mod tests {
         for sig in SIGNATURES {
             for entry in Entry::ALL {
                 all.push((format!("{entry} {sig}"), listing(sig, entry)));
+            }
+        }
+        all
+    }
+
+    /// The same signatures with the closed-library check, its addresses
+    /// near and far.
+    fn every_guarded_listing() -> Vec<(String, Vec<String>)> {
+        let guards = [
+            Guard {
+                cell: 0x30_0000,
+                on_closed: 0x40_0000,
+            },
+            Guard {
+                cell: 0x7f00_1234_5678,
+                on_closed: FAR,
+            },
+        ];
+        let mut all = Vec::new();
+        for sig in SIGNATURES {
+            for entry in Entry::ALL {
+                for guard in guards {
+                    let at = Placement {
+                        guard: Some(guard),
+                        ..Placement::at(0x10_0000, NEAR)
+                    };
+                    let code = disassemble(Abi::Aapcs64, &emit(&plan(sig, entry), &at), 0x10_0000)
+                        .iter()
+                        .map(|line| {
+                            let (_, rest) = line.split_once(": ").unwrap();
+                            let (_, text) = rest.trim_start().split_once(' ').unwrap();
+                            text.trim().to_string()
+                        })
+                        .collect();
+                    all.push((format!("guarded {entry} {sig}"), code));
+                }
             }
         }
         all
@@ -718,7 +821,7 @@ mod tests {
 
     #[test]
     fn sp_moves_in_multiples_of_16() {
-        for (name, code) in every_listing() {
+        for (name, code) in every_listing().into_iter().chain(every_guarded_listing()) {
             for insn in &code {
                 let moves_sp = insn.starts_with("sub sp, sp, ")
                     || insn.starts_with("add sp, sp, ")
@@ -758,12 +861,55 @@ mod tests {
             .flat_map(|n| [format!("x{n}"), format!("w{n}")])
             .chain((8..=15).flat_map(|n| [format!("d{n}"), format!("s{n}"), format!("v{n}")]))
             .collect();
-        for (name, code) in every_listing() {
+        for (name, code) in every_listing().into_iter().chain(every_guarded_listing()) {
             for insn in &code {
                 for token in insn.split(|c: char| !c.is_ascii_alphanumeric()) {
                     assert!(!forbidden.iter().any(|f| f == token), "{name}: {insn}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_closed_check_comes_first_and_its_path_returns_zero_from_a_frame() {
+        for (name, code) in every_guarded_listing() {
+            let check = code.iter().position(|l| l.starts_with("cbnz w16")).unwrap();
+            assert_eq!(code[check - 1], "ldrb w16, [x17]", "{name}: {code:#?}");
+            assert!(
+                code[..check - 1]
+                    .iter()
+                    .all(|l| l.starts_with("mov x17") || l.starts_with("movk x17")),
+                "{name}: {code:#?}"
+            );
+            // The out-of-line path: the last frame record of the listing.
+            let start = code
+                .iter()
+                .rposition(|l| l == "stp x29, x30, [sp, #-0x10]!")
+                .unwrap();
+            let tail = &code[start..];
+            let packed_value = name.contains("packed") && !name.ends_with("-> void");
+            assert_eq!(
+                code[start - 1] == "str xzr, [x1]",
+                packed_value,
+                "{name}: {code:#?}"
+            );
+            assert_eq!(
+                tail[1..3],
+                ["mov x29, sp", "mov x0, x17"],
+                "{name}: {code:#?}"
+            );
+            let n = tail.len();
+            assert_eq!(
+                tail[n - 5..],
+                [
+                    "blr x16",
+                    "ldp x29, x30, [sp], #0x10",
+                    "mov x0, xzr",
+                    "fmov d0, xzr",
+                    "ret"
+                ],
+                "{name}: {code:#?}"
+            );
         }
     }
 
@@ -781,7 +927,10 @@ mod tests {
             ],
             "{code:#?}"
         );
-        let code = emit(&plan("(f64) -> f64", Entry::Packed), 0x10_0000, FAR);
+        let code = emit(
+            &plan("(f64) -> f64", Entry::Packed),
+            &Placement::at(0x10_0000, FAR),
+        );
         let words: Vec<u32> = code
             .chunks(4)
             .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
@@ -834,6 +983,6 @@ mod tests {
         let mut plan = plan_of(&sig, Entry::Packed);
         let last = *plan.args.last().unwrap();
         plan.args.push(last);
-        emit(&plan, 0, NEAR);
+        emit(&plan, &Placement::at(0, NEAR));
     }
 }

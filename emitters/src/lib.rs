@@ -10,7 +10,8 @@
 //! 2. **classify**: [`classify`] checks eligibility under [`Limits`] and
 //!    assigns each argument its registers for an [`Abi`] and [`Entry`] kind,
 //!    giving a [`Plan`] or the [`Ineligible`] rule that failed;
-//! 3. **emit**: the per-ABI modules turn a [`Plan`] into machine code bytes.
+//! 3. **emit**: the per-ABI modules turn a [`Plan`] and its [`Placement`]
+//!    into machine code bytes.
 //!
 //! The `jitcall` crate adds the rest: executable memory, the JIT probe, the
 //! libffi fallback and the `Function` API.
@@ -37,25 +38,73 @@ pub struct BufferView {
     pub len: usize,
 }
 
-/// Emits the trampoline for `plan`, to be placed at address `base`, calling
-/// the function at `target`.
-///
-/// The bytes depend on `base` only through the reach of a direct branch to
-/// `target`: the code must run at `base` exactly.
-pub fn emit(plan: &Plan, base: u64, target: u64) -> Vec<u8> {
-    match plan.abi {
-        Abi::SysV64 => x86_64::emit(plan, base, target),
-        Abi::Aapcs64 => aarch64::emit(plan, base, target),
+/// Where a trampoline is placed and the addresses its code refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The address the code runs at. The bytes depend on it only through
+    /// the reach of direct branches: the code must run there exactly.
+    pub base: u64,
+    /// The function the trampoline calls.
+    pub target: u64,
+    /// A closed-library check at entry, for functions bound from a library
+    /// that can be closed.
+    pub guard: Option<Guard>,
+}
+
+impl Placement {
+    /// Code at `base` calling `target`, with no guard.
+    pub const fn at(base: u64, target: u64) -> Placement {
+        Placement {
+            base,
+            target,
+            guard: None,
+        }
     }
 }
 
-/// A target no direct branch from address 0 reaches, with every 16-bit
-/// chunk non-zero, so that building it takes the longest instruction
-/// sequence.
-const WORST_TARGET: u64 = 0x7111_2222_3333_4444;
+/// A check a guarded trampoline makes before anything else: is the library
+/// its target came from closed?
+///
+/// The open path costs one load and one forward branch, predicted not
+/// taken. Once `*cell` is non-zero, the trampoline stores 0 to the packed
+/// return slot (unless the return is `void`), calls
+/// `on_closed(cell, target)` (`extern "C" fn(*const u8, *const c_void)`,
+/// called with the native ABI's alignment), and returns 0 in the integer
+/// and floating-point return registers, without reaching the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guard {
+    /// The address of a byte: zero while the library is open, non-zero
+    /// once it is closed.
+    pub cell: u64,
+    /// What a closed call calls instead of the target.
+    pub on_closed: u64,
+}
 
-/// An upper bound on `emit(plan, base, target).len()` for every `base` and
-/// `target`: the size with a target out of direct-branch reach.
-pub fn emit_bound(plan: &Plan) -> usize {
-    emit(plan, 0, WORST_TARGET).len()
+/// Emits the trampoline for `plan`, placed and linked as `at` says.
+pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
+    match plan.abi {
+        Abi::SysV64 => x86_64::emit(plan, at),
+        Abi::Aapcs64 => aarch64::emit(plan, at),
+    }
+}
+
+/// An address no direct branch from address 0 reaches, with every 16-bit
+/// chunk non-zero, so that reaching or building it takes the longest
+/// instruction sequence.
+const WORST_ADDRESS: u64 = 0x7111_2222_3333_4444;
+
+/// An upper bound on `emit(plan, at).len()` for every placement `at`, with
+/// a guard or without: the size with every address out of direct-branch
+/// reach.
+pub fn emit_bound(plan: &Plan, guarded: bool) -> usize {
+    let guard = guarded.then_some(Guard {
+        cell: WORST_ADDRESS,
+        on_closed: WORST_ADDRESS,
+    });
+    let worst = Placement {
+        base: 0,
+        target: WORST_ADDRESS,
+        guard,
+    };
+    emit(plan, &worst).len()
 }

@@ -11,7 +11,7 @@
 //! | r10                 | `args` while loading           | —                            |
 //! | rbx (callee-saved)  | `ret` across the call, saved   | —                            |
 //! | rax                 | scratch for stack args; `al` = vector registers used at the branch; return | the same |
-//! | r11                 | a target out of rel32 reach    | the same                     |
+//! | r11                 | the closed cell (guarded); a target out of rel32 reach | the same |
 //!
 //! Packed entry frame (`F` = the target's stack arguments rounded up to 16):
 //!
@@ -38,6 +38,22 @@
 //! their upper bits unspecified, but clang-compiled callees rely on it. The
 //! red zone is never used.
 //!
+//! A guarded trampoline (a function bound from a library that can be closed,
+//! [`Guard`]) first compares the library's closed cell with zero, through
+//! r11, and jumps out of line when it is set. The closed path, after the
+//! trampoline's own code, stores 0 to `*ret` (packed entry, non-void
+//! return), calls `on_closed(cell, target)` from a frame that keeps rsp
+//! 16-byte aligned at the call, and returns 0 in eax and xmm0:
+//!
+//! ```text
+//!   mov r11, cell ; cmp byte [r11], 0 ; jne closed      (open: one load, one branch)
+//!   … the trampoline …
+//! closed:
+//!   [mov qword [rsi], 0]  mov rdi, r11  mov rsi, target
+//!   sub rsp, 8  call on_closed  add rsp, 8              (rsp % 16 == 0 at the call)
+//!   xor eax, eax  xorps xmm0, xmm0  ret
+//! ```
+//!
 //! Before it reaches the target every trampoline sets `al` to the number of
 //! vector registers holding arguments (psABI §3.2.3: a variadic callee reads
 //! it to decide whether to save xmm0–7). A fixed-prototype callee ignores
@@ -50,9 +66,9 @@
 #![allow(clippy::useless_conversion)]
 
 use dynasmrt::x64::X64Relocation;
-use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::{Entry, Loc, Plan, Source, Type};
+use crate::{Entry, Guard, Loc, Placement, Plan, Source, Type};
 
 type Ops = VecAssembler<X64Relocation>;
 
@@ -62,16 +78,67 @@ const RAX: u8 = 0;
 const RSP: u8 = 4;
 const R10: u8 = 10;
 
-/// Emits the trampoline for `plan` (an x86_64 System V plan), to be placed
-/// at `base`, calling `target`.
-pub fn emit(plan: &Plan, base: u64, target: u64) -> Vec<u8> {
+/// Emits the trampoline for `plan` (an x86_64 System V plan), placed and
+/// linked as `at` says.
+pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     let mut ops = Ops::new(0);
+    let closed = at.guard.map(|guard| check_closed(&mut ops, guard));
+    let (base, target) = (at.base, at.target);
     match plan.entry {
         Entry::Packed => emit_packed_entry(&mut ops, plan, base, target),
         Entry::Receiver => emit_receiver_entry(&mut ops, plan, base, target),
     }
-    // Every local label the emitters use is defined right after its use.
+    if let (Some(label), Some(guard)) = (closed, at.guard) {
+        emit_closed_path(&mut ops, plan, at, guard, label);
+    }
+    // Local labels are defined right after their use; the closed path's
+    // label is defined above.
     ops.finalize().expect("x86_64 trampoline labels resolve")
+}
+
+/// Compares the library's closed cell with zero and jumps to the returned
+/// label, placed by [`emit_closed_path`], when it is set. Leaves the cell's
+/// address in r11, which nothing else uses before the target is reached.
+fn check_closed(ops: &mut Ops, guard: Guard) -> DynamicLabel {
+    let closed = ops.new_dynamic_label();
+    dynasm!(ops
+        ; .arch x64
+        ; mov r11, QWORD guard.cell as i64
+        ; cmp BYTE [r11], 0
+        ; jne =>closed
+    );
+    closed
+}
+
+/// The closed path, entered from the first instructions with the entry's
+/// registers untouched but r11 (the cell) and rsp % 16 == 8: store 0 to
+/// the packed return slot, call `on_closed(cell, target)` aligned, return
+/// 0 as an integer and as a float, whichever the caller reads.
+fn emit_closed_path(
+    ops: &mut Ops,
+    plan: &Plan,
+    at: &Placement,
+    guard: Guard,
+    closed: DynamicLabel,
+) {
+    dynasm!(ops ; .arch x64 ; =>closed);
+    if plan.entry == Entry::Packed && plan.ret != Type::Void {
+        dynasm!(ops ; .arch x64 ; mov QWORD [rsi], 0);
+    }
+    dynasm!(ops
+        ; .arch x64
+        ; mov rdi, r11
+        ; mov rsi, QWORD at.target as i64
+        ; sub rsp, 8
+    );
+    branch(ops, at.base, guard.on_closed, Branch::Call);
+    dynasm!(ops
+        ; .arch x64
+        ; add rsp, 8
+        ; xor eax, eax
+        ; xorps xmm0, xmm0
+        ; ret
+    );
 }
 
 /// An argument's location as the trampoline sees it.
@@ -87,7 +154,8 @@ enum Operand {
 
 /// Rounds stack bytes up to keep rsp 16-byte aligned.
 fn align16(bytes: u32) -> i32 {
-    // At most 16 arguments of 8 bytes: far below i32::MAX.
+    // At most Limits::EMITTER_MAX_ARGS (512) slots of 8 bytes: 4,096 bytes,
+    // far below i32::MAX.
     bytes.next_multiple_of(16) as i32
 }
 
@@ -108,7 +176,8 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
         let Source::Slot(i) = arg.from else {
             unreachable!("packed plans read slots")
         };
-        // At most 16 slots: the displacement fits.
+        // Slot index below Limits::EMITTER_MAX_ARGS (512): the displacement
+        // is at most 4,088.
         let slot = Operand::Mem(R10, 8 * i as i32);
         move_arg(ops, arg.ty, slot, arg.to, 0);
     }
@@ -145,7 +214,8 @@ fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
         let from = match from {
             Loc::Gp(n) => Operand::Gp(GP_ARGS[usize::from(n)]),
             Loc::Fp(n) => Operand::Xmm(n),
-            // Stack offsets are at most 128 bytes.
+            // Stack offsets are below 8 × Limits::EMITTER_MAX_ARGS (4,096
+            // bytes): they fit.
             Loc::Stack(off) => Operand::Mem(RSP, incoming + off as i32),
         };
         move_arg(ops, arg.ty, from, arg.to, outgoing);
@@ -180,7 +250,8 @@ fn move_arg(ops: &mut Ops, ty: Type, from: Operand, to: Loc, outgoing: i32) {
                 (Type::F64, _) => load_gp(ops, RAX, Type::U64, from),
                 _ => load_gp(ops, RAX, ty, from),
             }
-            // Stack offsets are at most 128 bytes.
+            // Stack offsets are below 8 × Limits::EMITTER_MAX_ARGS (4,096
+            // bytes): they fit.
             let disp = outgoing + off as i32;
             dynasm!(ops ; .arch x64 ; mov QWORD [rsp + disp], rax);
         }
@@ -339,7 +410,12 @@ mod tests {
     fn listing(sig: &str, entry: Entry, target: u64) -> String {
         let sig: Signature = sig.parse().unwrap();
         let plan = classify(&sig, Abi::SysV64, entry, &Limits::default()).unwrap();
-        disassemble(Abi::SysV64, &emit(&plan, 0x1000, target), 0x1000).join("\n")
+        disassemble(
+            Abi::SysV64,
+            &emit(&plan, &Placement::at(0x1000, target)),
+            0x1000,
+        )
+        .join("\n")
     }
 
     #[test]
@@ -365,6 +441,48 @@ mod tests {
         assert!(far.contains("jmp     *%r11"), "{far}");
         let far_call = listing("() -> i32", Entry::Packed, 0x7f00_0000_0000);
         assert!(far_call.contains("call    *%r11"), "{far_call}");
+    }
+
+    #[test]
+    fn the_most_arguments_encode() {
+        // Slot displacements and stack offsets reach 8 × EMITTER_MAX_ARGS.
+        let limits = Limits {
+            max_args: Limits::EMITTER_MAX_ARGS,
+            ..Limits::default()
+        };
+        for (ty, ret) in [
+            (Type::U8, Type::I8),
+            (Type::F64, Type::U16),
+            (Type::I64, Type::F32),
+        ] {
+            let sig = Signature::new(vec![ty; Limits::EMITTER_MAX_ARGS], ret);
+            for entry in Entry::ALL {
+                let plan = classify(&sig, Abi::SysV64, entry, &limits).unwrap();
+                let code = emit(&plan, &Placement::at(0x1000, 0x2000));
+                let listing: Vec<String> = disassemble(Abi::SysV64, &code, 0x1000)
+                    .iter()
+                    .map(|l| l.to_ascii_lowercase())
+                    .collect();
+                assert!(
+                    !listing.iter().any(|l| l.contains("(bad)")),
+                    "{entry} {sig}"
+                );
+                let last = plan.args.last().unwrap();
+                if let (Source::Slot(i), Loc::Stack(off)) = (last.from, last.to) {
+                    assert_eq!(i as usize, Limits::EMITTER_MAX_ARGS - 1);
+                    let disp = format!("{:#x}(%r10)", 8 * i);
+                    assert!(
+                        listing.iter().any(|l| l.contains(&disp)),
+                        "{entry} {sig}: {disp}"
+                    );
+                    let store = format!("%rax,{off:#x}(%rsp)");
+                    assert!(
+                        listing.iter().any(|l| l.contains(&store)),
+                        "{entry} {sig}: {store}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

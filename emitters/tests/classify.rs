@@ -312,7 +312,8 @@ fn argument_count_is_capped_at_what_the_emitters_take() {
     for abi in Abi::ALL {
         let fits = Signature::new(vec![Type::I8; Limits::EMITTER_MAX_ARGS], Type::Void);
         let plan = classify(&fits, abi, P, &limits).unwrap();
-        assert!(!jitcall_emitters::emit(&plan, 0x1000, 0x2000).is_empty());
+        let at = jitcall_emitters::Placement::at(0x1000, 0x2000);
+        assert!(!jitcall_emitters::emit(&plan, &at).is_empty());
         let over = Signature::new(vec![Type::I8; Limits::EMITTER_MAX_ARGS + 1], Type::Void);
         assert_eq!(
             classify(&over, abi, R, &limits),

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use jitcall_emitters::disasm::disassemble;
-use jitcall_emitters::{classify, emit, Abi, Entry, Limits, Signature};
+use jitcall_emitters::{classify, emit, Abi, Entry, Guard, Limits, Placement, Signature};
 
 /// Where the golden trampolines are placed, and a target within rel32 /
 /// branch reach of it.
@@ -21,51 +21,82 @@ const NEAR: u64 = 0x20_0000;
 /// A target out of reach of any direct branch from `BASE`.
 const FAR: u64 = 0x7f12_3456_789a;
 
-const CASES: &[(&str, &str, Entry, u64)] = &[
-    ("packed_void", "() -> void", Entry::Packed, NEAR),
-    ("packed_add_i32", "(i32, i32) -> i32", Entry::Packed, NEAR),
-    ("packed_narrow", "(i8, u8, i16, u16, bool) -> i8", Entry::Packed, NEAR),
-    ("packed_floats", "(f32, f64, i32) -> f32", Entry::Packed, NEAR),
-    ("packed_far", "(f64) -> f64", Entry::Packed, FAR),
-    ("packed_buffer", "(buffer, u64) -> u64", Entry::Packed, NEAR),
+const NEAR_AT: Placement = Placement::at(BASE, NEAR);
+const FAR_AT: Placement = Placement::at(BASE, FAR);
+/// A function bound from a library: the closed check at entry, with
+/// `on_closed` in direct-branch reach and out of it.
+const GUARDED: Placement = Placement {
+    guard: Some(Guard {
+        cell: 0x30_0000,
+        on_closed: 0x40_0000,
+    }),
+    ..NEAR_AT
+};
+const GUARDED_FAR: Placement = Placement {
+    guard: Some(Guard {
+        cell: 0x7f00_1234_5678,
+        on_closed: 0x7f12_0000_1111,
+    }),
+    ..FAR_AT
+};
+
+const CASES: &[(&str, &str, Entry, Placement)] = &[
+    ("packed_void", "() -> void", Entry::Packed, NEAR_AT),
+    ("packed_add_i32", "(i32, i32) -> i32", Entry::Packed, NEAR_AT),
+    ("packed_narrow", "(i8, u8, i16, u16, bool) -> i8", Entry::Packed, NEAR_AT),
+    ("packed_floats", "(f32, f64, i32) -> f32", Entry::Packed, NEAR_AT),
+    ("packed_far", "(f64) -> f64", Entry::Packed, FAR_AT),
+    ("packed_buffer", "(buffer, u64) -> u64", Entry::Packed, NEAR_AT),
     (
         "packed_stack",
         "(i64, i64, i64, i64, i64, i64, i64, i64, i8, f64, f64, f64, f64, f64, f64, f64, f64, f32) -> u16",
         Entry::Packed,
-        NEAR,
+        NEAR_AT,
     ),
-    ("receiver_tail", "(i32, f64, pointer) -> i32", Entry::Receiver, NEAR),
-    ("receiver_narrow", "(i8, u16) -> u8", Entry::Receiver, NEAR),
-    ("receiver_far", "(u64) -> void", Entry::Receiver, FAR),
-    ("receiver_buffer", "(buffer, u64) -> u64", Entry::Receiver, NEAR),
+    ("receiver_tail", "(i32, f64, pointer) -> i32", Entry::Receiver, NEAR_AT),
+    ("receiver_narrow", "(i8, u16) -> u8", Entry::Receiver, NEAR_AT),
+    ("receiver_far", "(u64) -> void", Entry::Receiver, FAR_AT),
+    ("receiver_buffer", "(buffer, u64) -> u64", Entry::Receiver, NEAR_AT),
     (
         "receiver_stack",
         "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> void",
         Entry::Receiver,
-        NEAR,
+        NEAR_AT,
     ),
     (
         "receiver_stack_call",
         "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> i16",
         Entry::Receiver,
-        NEAR,
+        NEAR_AT,
     ),
+    ("packed_guarded", "(i32, i32) -> i32", Entry::Packed, GUARDED),
+    ("packed_guarded_far", "(pointer) -> void", Entry::Packed, GUARDED_FAR),
+    ("receiver_guarded", "(i32, f64, pointer) -> i32", Entry::Receiver, GUARDED),
+    ("receiver_guarded_far", "(i8) -> u8", Entry::Receiver, GUARDED_FAR),
 ];
 
-fn render(abi: Abi, text: &str, entry: Entry, target: u64) -> String {
+fn render(abi: Abi, text: &str, entry: Entry, at: &Placement) -> String {
     let sig: Signature = text.parse().unwrap();
     let limits = Limits {
         max_args: 32,
         ..Limits::default()
     };
     let plan = classify(&sig, abi, entry, &limits).unwrap();
-    let code = emit(&plan, BASE, target);
+    let code = emit(&plan, at);
+    let guard = match at.guard {
+        Some(Guard { cell, on_closed }) => {
+            format!(", closed cell {cell:#x}, on_closed {on_closed:#x}")
+        }
+        None => String::new(),
+    };
     let mut out = format!(
-        "# {abi}, {entry} entry: {sig}\n# placed at {BASE:#x}, target {target:#x}, {} bytes\n{}\n\n",
+        "# {abi}, {entry} entry: {sig}\n# placed at {:#x}, target {:#x}{guard}, {} bytes\n{}\n\n",
+        at.base,
+        at.target,
         code.len(),
         plan.describe()
     );
-    for line in disassemble(abi, &code, BASE) {
+    for line in disassemble(abi, &code, at.base) {
         out += &line;
         out.push('\n');
     }
@@ -78,8 +109,8 @@ fn check(abi: Abi, dir: &str) {
         .join(dir);
     let bless = std::env::var_os("BLESS").is_some_and(|v| v == "1");
     let mut stale = Vec::new();
-    for (name, sig, entry, target) in CASES {
-        let got = render(abi, sig, *entry, *target);
+    for (name, sig, entry, at) in CASES {
+        let got = render(abi, sig, *entry, at);
         let path = root.join(format!("{name}.txt"));
         if bless {
             std::fs::create_dir_all(&root).unwrap();

@@ -13,7 +13,7 @@
 //!   more code than [`emit_bound`] promised the mapping would hold.
 
 use jitcall_emitters::{
-    classify, emit, emit_bound, Abi, Entry, Limits, ParseError, Position, Signature,
+    classify, emit, emit_bound, Abi, Entry, Limits, ParseError, Placement, Position, Signature,
 };
 
 /// Checks raw bytes: what the fuzzer hands over. Both parsers take text,
@@ -87,9 +87,9 @@ fn check_accepted(sig: &Signature) {
             let Ok(plan) = classify(sig, abi, entry, &limits) else {
                 continue;
             };
-            let bound = emit_bound(&plan);
+            let bound = emit_bound(&plan, false);
             for target in TARGETS {
-                let code = emit(&plan, BASE, target);
+                let code = emit(&plan, &Placement::at(BASE, target));
                 assert!(
                     code.len() <= bound,
                     "{abi} {entry} {text}: {} bytes, bound {bound}",
