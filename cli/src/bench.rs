@@ -16,6 +16,7 @@ use jitcall::{classify, Abi, Entry, Function, Limits, Options, PackedFn, Tier, T
 
 mod cases;
 mod creation;
+mod guard;
 mod report;
 mod timing;
 
@@ -233,6 +234,7 @@ pub struct Results {
     pub method: Method,
     pub machine: Machine,
     pub cases: Vec<CaseResult>,
+    pub closed_check: Vec<guard::GuardCost>,
     pub creation: Creation,
 }
 
@@ -255,33 +257,41 @@ fn call_packed_loop<'a>(case: &'a Case, function: &'a Function) -> Loop<'a> {
     })
 }
 
+/// A loop over the packed entry of `function`, on the JIT tier.
+fn packed_loop<'a>(case: &'a Case, function: &'a Function) -> Option<Loop<'a>> {
+    let entry = function.jit_entry()?;
+    // SAFETY: a JIT-tier function's jit_entry is a packed-entry trampoline,
+    // which has exactly the PackedFn type.
+    let entry = black_box(unsafe { std::mem::transmute::<*const c_void, PackedFn>(entry) });
+    Some(Box::new(move |iters: u64| {
+        let args = case.slots.as_ptr();
+        let mut ret = POISON;
+        let ret_ptr: *mut u64 = &mut ret;
+        for _ in 0..iters {
+            // SAFETY: as in `call_packed_loop`; `function` keeps the
+            // trampoline alive.
+            unsafe { entry(black_box(args), black_box(ret_ptr)) };
+        }
+        ret
+    }))
+}
+
+/// A loop over the receiver entry of `function`, where it has one.
+fn receiver_loop<'a>(case: &'a Case, function: &'a Function) -> Option<Loop<'a>> {
+    let entry = function.receiver_entry()?;
+    Some(Box::new(move |iters: u64| {
+        // SAFETY: `entry` is the receiver trampoline bound to this case's
+        // target and signature, kept alive by `function`.
+        unsafe { case.run_receiver(entry, iters) }
+    }))
+}
+
 /// The call loops of one case, one per [`Path::ALL`].
 fn loops<'a>(case: &'a Case, jit: &'a Function, libffi: &'a Function) -> Vec<Option<Loop<'a>>> {
     let direct: Loop = Box::new(|iters| case.run_direct(iters));
-    let packed = jit.jit_entry().map(|entry| {
-        // SAFETY: a JIT-tier function's jit_entry is a packed-entry
-        // trampoline, which has exactly the PackedFn type.
-        let entry = black_box(unsafe { std::mem::transmute::<*const c_void, PackedFn>(entry) });
-        Box::new(move |iters: u64| {
-            let args = case.slots.as_ptr();
-            let mut ret = POISON;
-            let ret_ptr: *mut u64 = &mut ret;
-            for _ in 0..iters {
-                // SAFETY: as in `call_packed_loop`; `jit` keeps the
-                // trampoline alive.
-                unsafe { entry(black_box(args), black_box(ret_ptr)) };
-            }
-            ret
-        }) as Loop
-    });
+    let packed = packed_loop(case, jit);
     let call_packed = (jit.tier() == Tier::Jit).then(|| call_packed_loop(case, jit));
-    let receiver = jit.receiver_entry().map(|entry| {
-        Box::new(move |iters: u64| {
-            // SAFETY: `entry` is the receiver trampoline bound to this
-            // case's target and signature, kept alive by `jit`.
-            unsafe { case.run_receiver(entry, iters) }
-        }) as Loop
-    });
+    let receiver = receiver_loop(case, jit);
     let call: Loop = Box::new(move |iters| {
         let mut last = Ok(Value::Void);
         for _ in 0..iters {
@@ -303,22 +313,29 @@ fn loops<'a>(case: &'a Case, jit: &'a Function, libffi: &'a Function) -> Vec<Opt
 
 /// Runs every loop once and compares its result with the direct call's.
 fn check(case: &Case, loops: &mut [Option<Loop>]) -> Result<(), String> {
-    let expected = case.run_direct(1);
     for (path, run) in Path::ALL.iter().zip(loops.iter_mut()) {
-        let Some(run) = run else { continue };
-        let got = run(1);
-        let (want, got) = match case.sig.ret {
-            Type::Void if path.uses_slot() => (POISON, got),
-            Type::F32 => (expected & 0xffff_ffff, got & 0xffff_ffff),
-            _ => (expected, got),
-        };
-        if want != got {
-            return Err(format!(
-                "{}: the {} path returned {got:#x}, the direct call {want:#x}",
-                case.name,
-                path.key()
-            ));
+        if let Some(run) = run {
+            check_one(case, path.key(), path.uses_slot(), run)?;
         }
+    }
+    Ok(())
+}
+
+/// Runs `run` once and compares its result with the direct call's;
+/// `uses_slot` when it returns through a packed return slot.
+fn check_one(case: &Case, what: &str, uses_slot: bool, run: &mut Loop) -> Result<(), String> {
+    let expected = case.run_direct(1);
+    let got = run(1);
+    let (want, got) = match case.sig.ret {
+        Type::Void if uses_slot => (POISON, got),
+        Type::F32 => (expected & 0xffff_ffff, got & 0xffff_ffff),
+        _ => (expected, got),
+    };
+    if want != got {
+        return Err(format!(
+            "{}: the {what} path returned {got:#x}, the direct call {want:#x}",
+            case.name
+        ));
     }
     Ok(())
 }
@@ -412,13 +429,15 @@ pub fn run(config: &Config) -> Result<(), String> {
     };
     let table = cases::table()?;
     let start = CpuTimes::now();
-    let progress = Progress::new(table.len() + 1);
+    let progress = Progress::new(table.len() + 2);
     let mut measured = Vec::with_capacity(table.len());
     for (done, case) in table.iter().enumerate() {
         progress.show(done, case.name);
         measured.push(measure_case(case, &method)?);
     }
-    progress.show(table.len(), "trampoline creation");
+    progress.show(table.len(), "the closed-library check");
+    let closed_check = guard::measure(&table, &method)?;
+    progress.show(table.len() + 1, "trampoline creation");
     let creation = creation::measure(&table, &method)?;
     progress.finish();
 
@@ -429,6 +448,7 @@ pub fn run(config: &Config) -> Result<(), String> {
             start.others_busy_since(std::thread::available_parallelism().map_or(1, |n| n.get()))
         })),
         cases: measured,
+        closed_check,
         creation,
     };
     let text = report::text(&results);

@@ -112,6 +112,25 @@ fn quick_json_lists_every_signature_and_path() {
         }
     }
 
+    // The closed-library check, plain and checked, on both entries.
+    let checks = json["closed_check"]
+        .as_array()
+        .expect("a closed_check list");
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["add-i32", "add-f64", "noop-void", "sum-8-i32", "cos"]
+    );
+    for check in checks {
+        for entry in ["packed", "receiver"] {
+            let pair = &check[entry];
+            assert!(is_summary(&pair["plain_ns"]), "{check}");
+            assert!(is_summary(&pair["checked_ns"]), "{check}");
+            assert!(pair["added_ns"].is_f64(), "{check}");
+        }
+    }
+    assert!(stdout.contains("the closed-library check"), "{stdout}");
+
     let creation = &json["creation"];
     assert!(is_summary(&creation["single_ns"]));
     assert!(is_summary(&creation["batch_each_ns"]));
@@ -146,6 +165,8 @@ fn without_jit_the_jit_paths_are_left_out() {
     for target in json["targets"].as_array().unwrap() {
         assert!(target["met"].is_null(), "{target}");
     }
+    // Without trampolines there is no check to measure.
+    assert_eq!(json["closed_check"], serde_json::json!([]));
     assert!(stdout.contains('—'), "{stdout}");
 }
 

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use serde_json::{json, Value as Json};
 
 use super::creation::{Density, BATCH};
+use super::guard::Pair;
 use super::timing::{Measurement, Summary};
 use super::{CaseResult, Path, ReceiverKind, Results};
 
@@ -277,6 +278,35 @@ pub fn text(results: &Results) -> String {
         });
     }
 
+    if !results.closed_check.is_empty() {
+        out += "\nthe closed-library check, median ns per call of the same target bound with\n\
+                Function::new (plain) and through a Library (checked: its trampolines load the\n\
+                library's closed byte at entry and branch on it):\n";
+        let _ = writeln!(
+            out,
+            "{:<NAME$}{:>10}{:>10}{:>9}{:>12}{:>10}{:>9}",
+            "signature", "packed", "checked", "added", "receiver", "checked", "added"
+        );
+        for cost in &results.closed_check {
+            let pair = |pair: Option<&Pair>| match pair {
+                Some(p) => format!(
+                    "{:>10.2}{:>10.2}{:>+9.2}",
+                    p.plain.ns_per_call.median,
+                    p.guarded.ns_per_call.median,
+                    p.added_ns()
+                ),
+                None => format!("{:>10}{:>10}{:>9}", "—", "—", "—"),
+            };
+            let _ = writeln!(
+                out,
+                "{:<NAME$}{}  {}",
+                cost.name,
+                pair(Some(&cost.packed)),
+                pair(cost.receiver.as_ref())
+            );
+        }
+    }
+
     let creation = &results.creation;
     out += "\ncreation and density:\n";
     let _ = writeln!(
@@ -381,6 +411,26 @@ pub fn json(results: &Results) -> Json {
             })
         })
         .collect();
+    let pair_json = |pair: Option<&Pair>| {
+        pair.map_or(Json::Null, |p| {
+            json!({
+                "plain_ns": summary_json(&p.plain.ns_per_call),
+                "checked_ns": summary_json(&p.guarded.ns_per_call),
+                "added_ns": p.added_ns(),
+            })
+        })
+    };
+    let closed_check: Vec<Json> = results
+        .closed_check
+        .iter()
+        .map(|cost| {
+            json!({
+                "name": cost.name,
+                "packed": pair_json(Some(&cost.packed)),
+                "receiver": pair_json(cost.receiver.as_ref()),
+            })
+        })
+        .collect();
     let creation = &results.creation;
     let targets: Vec<Json> = verdicts(results)
         .into_iter()
@@ -404,6 +454,7 @@ pub fn json(results: &Results) -> Json {
         },
         "paths": Path::ALL.iter().map(|p| json!({ "key": p.key(), "description": p.description() })).collect::<Vec<_>>(),
         "signatures": signatures,
+        "closed_check": closed_check,
         "creation": {
             "single_ns": summary_json(&creation.single),
             "batch_size": BATCH,
