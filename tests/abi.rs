@@ -345,10 +345,10 @@ fn variadic_callees_bound_with_their_fixed_prototype_get_their_floats() {
     // SAFETY: jf_variadic_sum(3, ...) reads three doubles, as declared.
     let f = unsafe { Function::with_options(target, &sig, &options()) }.unwrap();
     let slots = [3, 1.5f64.to_bits(), 2.25f64.to_bits(), 4.0f64.to_bits()];
-    let mut ret = 0u64;
     // SAFETY: one slot per argument and a return slot.
     let packed = |entry: *const c_void| unsafe {
         let entry = std::mem::transmute::<*const c_void, jitcall::PackedFn>(entry);
+        let mut ret = 0u64;
         entry(slots.as_ptr(), &mut ret);
         f64::from_bits(ret)
     };
@@ -386,9 +386,9 @@ fn snprintf_bound_with_a_fixed_prototype_prints_its_float() {
         7,
         2.5f64.to_bits(),
     ];
-    let mut written = 0u64;
     let entry = snprintf.jit_entry().expect("JIT tier");
     let call = |entry: *const c_void| {
+        let mut written = 0u64;
         // SAFETY: the packed entry of snprintf's fixed prototype, with a
         // buffer of `buf.len()` bytes and a format reading an int and a
         // double.
@@ -397,15 +397,14 @@ fn snprintf_bound_with_a_fixed_prototype_prints_its_float() {
                 slots.as_ptr(),
                 &mut written,
             )
-        }
+        };
+        written
     };
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the shim is called as the packed entry it enters.
-    unsafe {
-        jitcall_fixtures::c::with_rax(entry, 0, call)
-    };
+    let written = unsafe { jitcall_fixtures::c::with_rax(entry, 0, call) };
     #[cfg(not(target_arch = "x86_64"))]
-    call(entry);
+    let written = call(entry);
     let text = std::ffi::CStr::from_bytes_until_nul(&buf).unwrap();
     assert_eq!(text.to_str().unwrap(), "7 2.500000");
     assert_eq!(written, 10);
