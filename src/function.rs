@@ -12,7 +12,7 @@ use crate::library::{on_closed_call, LibraryState};
 use crate::memory::{CodeBlock, MemoryRefused};
 use crate::probe::{jit_status, JitUnavailable};
 use crate::value::Value;
-use crate::{classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature};
+use crate::{classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature, Type};
 
 /// The packed entry: `args` points to one 64-bit slot per argument, the
 /// return value is stored to `*ret` (left untouched for `void`).
@@ -331,16 +331,27 @@ impl Function {
             Path::Jit(entry) => unsafe { entry(args, ret) },
             Path::Libffi(call) => {
                 if let Some(library) = self.library.as_ref().filter(|l| l.is_closed()) {
-                    library.closed_call(self.target);
-                    if self.sig.ret != crate::Type::Void {
-                        // SAFETY: `ret` is writable for non-void returns.
-                        unsafe { *ret = 0 };
-                    }
-                    return;
+                    // SAFETY: forwarded from this function's contract.
+                    return unsafe { self.closed_call(library, ret) };
                 }
                 // SAFETY: forwarded from this function's contract.
                 unsafe { call.call_packed(self.target, args, ret) }
             }
+        }
+    }
+
+    /// What a libffi-tier call does once `library` is closed, as guarded
+    /// trampolines do: tell the handler, store 0 to the return slot.
+    ///
+    /// # Safety
+    ///
+    /// `ret` must be writable unless the return type is `void`.
+    #[cold]
+    unsafe fn closed_call(&self, library: &LibraryState, ret: *mut u64) {
+        library.closed_call(self.target);
+        if self.sig.ret != Type::Void {
+            // SAFETY: `ret` is writable for non-void returns.
+            unsafe { *ret = 0 };
         }
     }
 
