@@ -8,12 +8,27 @@ use std::ffi::c_void;
 use jitcall::{Function, Options, Signature, Tier};
 use jitcall_fixtures::{many_arg_shapes, process};
 
+/// No mapping is writable and executable; not checked under valgrind,
+/// whose translation cache is.
 fn no_writable_executable_mapping() {
+    if process::valgrind() {
+        return;
+    }
     let bad = process::writable_executable();
     assert!(bad.is_empty(), "W+X mappings: {bad:#?}");
 }
 
-/// Anonymous executable mappings: the JIT's, and nothing else's. The
+/// Says once that the W^X check does not run under valgrind.
+fn notice_under_valgrind() {
+    if process::valgrind() {
+        process::notice(
+            "W+X mappings not checked under valgrind: its own translation cache is \
+             writable and executable",
+        );
+    }
+}
+
+/// Anonymous read-execute mappings: the JIT's, and nothing else's. The
 /// total line count is no measure of leaks here, since the harness's other
 /// test threads come and go, with their stacks and malloc arenas.
 fn jit_mappings() -> usize {
@@ -49,6 +64,7 @@ fn mappings_are_rx_shared_by_a_batch_and_unmapped_with_their_last_function() {
         );
         return;
     }
+    notice_under_valgrind();
     let mut batch = bind_batch(40);
     let range = batch[0]
         .code_mapping()
@@ -78,6 +94,7 @@ fn mappings_are_rx_shared_by_a_batch_and_unmapped_with_their_last_function() {
 #[test]
 fn many_batches_created_and_dropped_return_to_baseline() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    notice_under_valgrind();
     // Warm up: the probe and any lazily created state.
     drop(bind_batch(1));
     let baseline = jit_mappings();

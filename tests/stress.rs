@@ -99,8 +99,8 @@ impl Workload {
     }
 }
 
-/// JIT mappings (anonymous executable ones, which nothing else in a test
-/// process has): how many lines, and how many KiB.
+/// JIT mappings (anonymous read-execute ones, which nothing else in a
+/// test process has): how many lines, and how many KiB.
 fn jit_mappings() -> (usize, u64) {
     let jit: Vec<_> = process::maps()
         .into_iter()
@@ -140,6 +140,13 @@ fn no_mapping_is_ever_writable_and_executable() {
     const WORKERS: usize = 4;
     const SAMPLES: usize = 400;
     const TIME_LIMIT: Duration = Duration::from_secs(20);
+    if process::valgrind() {
+        notice(
+            "W^X audit not run under valgrind: its own translation cache is writable and \
+             executable, and it runs one thread at a time, so the sampler would see neither",
+        );
+        return;
+    }
     if !jitcall::jit_available() {
         notice(&format!(
             "W^X audit with the JIT unavailable ({:?}): nothing is mapped executable",
@@ -371,21 +378,25 @@ fn functions_created_and_dropped_by_eight_threads_are_reclaimed() {
         (baseline.jit_lines, baseline.jit_kib),
         "JIT mappings outlived their functions"
     );
-    assert!(
-        after.lines <= baseline.lines + LINES_TOLERANCE,
-        "mappings grew from {} to {} lines",
-        baseline.lines,
-        after.lines
-    );
+    if process::valgrind() {
+        notice("mapping lines not checked under valgrind: its translation cache adds its own");
+    } else {
+        assert!(
+            after.lines <= baseline.lines + LINES_TOLERANCE,
+            "mappings grew from {} to {} lines",
+            baseline.lines,
+            after.lines
+        );
+    }
     if let (Some(before), Some(after)) = (baseline.heap_kib, after.heap_kib) {
         assert!(
             after <= before + HEAP_TOLERANCE_KIB,
             "heap in use grew from {before} to {after} KiB"
         );
     }
-    match process::emulator() {
-        Some(emulator) => notice(&format!(
-            "VmRSS not checked under {emulator}: it counts the emulator's translation cache"
+    match process::instrumented() {
+        Some(host) => notice(&format!(
+            "VmRSS not checked under {host}: it counts {host}'s own memory"
         )),
         None => assert!(
             after.rss_kib <= baseline.rss_kib + RSS_TOLERANCE_KIB,
@@ -395,7 +406,14 @@ fn functions_created_and_dropped_by_eight_threads_are_reclaimed() {
         ),
     }
     if on_jit {
-        assert!(jit_seen > 0, "no reading saw a live JIT mapping");
+        if process::valgrind() {
+            notice(
+                "live JIT mappings not required to be seen under valgrind: it runs one thread \
+                 at a time, and the reader rarely runs while a worker holds functions",
+            );
+        } else {
+            assert!(jit_seen > 0, "no reading saw a live JIT mapping");
+        }
         assert_eq!(work.bind(0)[0].1.tier(), Tier::Jit);
     }
 }
