@@ -329,30 +329,31 @@ impl Function {
             // this signature, and checks the library's closed byte itself
             // when bound from one; the caller meets its contract.
             Path::Jit(entry) => unsafe { entry(args, ret) },
-            Path::Libffi(call) => {
-                if let Some(library) = self.library.as_ref().filter(|l| l.is_closed()) {
-                    // SAFETY: forwarded from this function's contract.
-                    return unsafe { self.closed_call(library, ret) };
-                }
-                // SAFETY: forwarded from this function's contract.
-                unsafe { call.call_packed(self.target, args, ret) }
-            }
+            // SAFETY: forwarded from this function's contract.
+            Path::Libffi(call) => unsafe { self.call_libffi(call, args, ret) },
         }
     }
 
-    /// What a libffi-tier call does once `library` is closed, as guarded
-    /// trampolines do: tell the handler, store 0 to the return slot.
+    /// The libffi tier's call, out of line so that `call_packed`, inlined
+    /// into callers, stays one branch and one call: once the library is
+    /// closed it does what guarded trampolines do (tell the handler, store
+    /// 0 to the return slot), and calls through libffi otherwise.
     ///
     /// # Safety
     ///
-    /// `ret` must be writable unless the return type is `void`.
-    #[cold]
-    unsafe fn closed_call(&self, library: &LibraryState, ret: *mut u64) {
-        library.closed_call(self.target);
-        if self.sig.ret != Type::Void {
-            // SAFETY: `ret` is writable for non-void returns.
-            unsafe { *ret = 0 };
+    /// As for [`call_packed`](Self::call_packed).
+    #[inline(never)]
+    unsafe fn call_libffi(&self, call: &LibffiCall, args: *const u64, ret: *mut u64) {
+        if let Some(library) = self.library.as_ref().filter(|l| l.is_closed()) {
+            library.closed_call(self.target);
+            if self.sig.ret != Type::Void {
+                // SAFETY: `ret` is writable for non-void returns.
+                unsafe { *ret = 0 };
+            }
+            return;
         }
+        // SAFETY: forwarded from this function's contract.
+        unsafe { call.call_packed(self.target, args, ret) }
     }
 
     /// Calls the function with typed values, checking their count and types
