@@ -275,6 +275,21 @@ fn ineligible_signatures_fall_back_with_their_rule() {
             );
         }
     }
+    // A tier prints as one line naming the rule and its numbers.
+    let nine: jitcall::Signature = "(f64, f64, f64, f64, f64, f64, f64, f64, f64) -> void"
+        .parse()
+        .unwrap();
+    extern "C" fn never_called() {}
+    // SAFETY: nothing is called.
+    let f = unsafe { Function::with_options(never_called as *const _, &nine, &options) }.unwrap();
+    assert_eq!(
+        f.tier().to_string(),
+        "libffi (ineligible: TooManyArgs: 9 arguments, at most 8)"
+    );
+    let sig = "() -> void".parse().unwrap();
+    // SAFETY: nothing is called.
+    let f = unsafe { Function::new(never_called as *const _, &sig) }.unwrap();
+    assert_eq!(f.tier().to_string(), "JIT");
 }
 
 /// The 32-bit image of a narrow slot as the ABI rule wants it in a
