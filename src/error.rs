@@ -35,6 +35,11 @@ pub enum Error {
     /// The function's library, or the library bound from, was
     /// [closed](crate::Library::close) (Node.js's `ERR_FFI_LIBRARY_CLOSED`).
     LibraryClosed,
+    /// A struct value built from the wrong number of bytes.
+    StructSize { expected: usize, got: usize },
+    /// A hand-built variadic signature whose `...` is out of place: no
+    /// fixed argument before it, or past the last argument.
+    VariadicPosition { fixed: usize, args: usize },
     /// libffi could not prepare a call interface for the signature.
     Libffi(String),
     /// `dlopen` failed. The path is kept as a bounded excerpt, and
@@ -68,6 +73,14 @@ impl fmt::Display for Error {
                 got,
             } => write!(f, "argument {index}: expected `{expected}`, got `{got}`"),
             Error::LibraryClosed => f.write_str("the library is closed"),
+            Error::StructSize { expected, got } => {
+                write!(f, "a struct of {expected} bytes, given {got}")
+            }
+            Error::VariadicPosition { fixed, args } => write!(
+                f,
+                "`...` after {fixed} fixed arguments, in a signature of {args}: \
+                 it needs at least one before it, and no more than there are"
+            ),
             Error::Libffi(message) => write!(f, "libffi: {message}"),
             Error::Open { path, message } => write!(f, "cannot open {path}: {message}"),
             Error::Symbol { name, message } => write!(f, "no symbol {name}: {message}"),

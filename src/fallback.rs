@@ -34,6 +34,9 @@ fn ffi_type(ty: Type) -> FfiType {
         Type::F32 => FfiType::f32(),
         Type::F64 => FfiType::f64(),
         Type::Pointer | Type::Buffer | Type::Function => FfiType::pointer(),
+        // Fields keep their own types: libffi lays the struct out and
+        // classifies it for the ABI.
+        Type::Struct(s) => FfiType::structure(s.fields().iter().map(|&field| ffi_type(field))),
     }
 }
 
@@ -74,16 +77,19 @@ const fn slot_offset(ty: Type) -> usize {
 const INLINE_ARGS: usize = 16;
 
 impl LibffiCall {
-    /// Prepares the call interface for `sig`.
+    /// Prepares the call interface for `sig`: `ffi_prep_cif_var` for a
+    /// variadic call shape, `ffi_prep_cif` otherwise.
     ///
     /// # Errors
     ///
-    /// [`Error::Libffi`] when `ffi_prep_cif` rejects the signature.
+    /// [`Error::Libffi`] when libffi rejects the signature.
     pub(crate) fn new(sig: &Signature) -> Result<LibffiCall> {
-        let cif = Cif::try_new(
-            sig.args.iter().map(|&t| ffi_type(passed_as(t))),
-            ffi_type(sig.ret),
-        )
+        let args = sig.args.iter().map(|&t| ffi_type(passed_as(t)));
+        let ret = ffi_type(sig.ret);
+        let cif = match sig.variadic {
+            Some(fixed) => Cif::try_new_variadic(args, fixed, ret),
+            None => Cif::try_new(args, ret),
+        }
         .map_err(|e| Error::Libffi(format!("{e:?}")))?;
         Ok(LibffiCall {
             cif,
@@ -92,14 +98,16 @@ impl LibffiCall {
         })
     }
 
-    /// Calls `target` with packed arguments, storing the widened return.
+    /// Calls `target` with packed arguments, storing the widened return
+    /// (a struct return: its bytes).
     ///
     /// # Safety
     ///
     /// `target` must be a function of this call's signature; `args` must
     /// point to one readable slot per argument (a buffer slot holding null
-    /// or a valid `BufferView` address) and `ret` to a writable slot unless
-    /// the return type is `void`.
+    /// or a valid `BufferView` address, a struct slot the address of the
+    /// struct's bytes) and `ret` to a writable slot unless the return type
+    /// is `void` (for a struct, `max(8, size)` writable bytes).
     pub(crate) unsafe fn call_packed(
         &self,
         target: *const c_void,
@@ -146,6 +154,10 @@ impl LibffiCall {
                         .cast::<u8>()
                         .add(slot_offset(passed)) as *mut c_void
                 }
+            } else if ty.as_struct().is_some() {
+                // libffi reads the struct's bytes where the slot points.
+                // SAFETY: the caller provides one readable slot per argument.
+                unsafe { *slot as *mut c_void }
             } else if ty == Type::Buffer {
                 // SAFETY: a buffer slot holds null or a valid view address.
                 let view = unsafe { *slot } as *const BufferView;
@@ -161,20 +173,27 @@ impl LibffiCall {
                 unsafe { slot.cast::<u8>().add(slot_offset(ty)) as *mut c_void }
             };
         }
-        // libffi widens integer returns to a full register (ffi_arg).
+        // libffi widens integer returns to a full register (ffi_arg), and
+        // writes a struct's bytes, exactly its size, where it is told.
         let mut raw: u64 = 0;
+        let rvalue = if self.ret.as_struct().is_some() {
+            ret.cast::<c_void>()
+        } else {
+            &mut raw as *mut u64 as *mut c_void
+        };
         // SAFETY: the cif matches the signature, `target` has it by the
         // caller's contract, every argument pointer addresses a value of its
-        // declared type, and `raw` is a register-sized return buffer.
+        // declared type, and `rvalue` is a register-sized return buffer, or
+        // the caller's buffer of at least the struct's size.
         unsafe {
             libffi::raw::ffi_call(
                 self.cif.as_raw_ptr(),
                 Some(std::mem::transmute::<*const c_void, unsafe extern "C" fn()>(target)),
-                &mut raw as *mut u64 as *mut c_void,
+                rvalue,
                 pointers.as_mut_ptr(),
             );
         }
-        if self.ret != Type::Void {
+        if self.ret != Type::Void && self.ret.as_struct().is_none() {
             // SAFETY: `ret` is writable for non-void returns.
             unsafe { *ret = widen(self.ret, raw) };
         }

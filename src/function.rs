@@ -11,7 +11,7 @@ use crate::fallback::LibffiCall;
 use crate::library::{on_closed_call, LibraryState};
 use crate::memory::{CodeBlock, MemoryRefused};
 use crate::probe::{jit_status, JitUnavailable};
-use crate::value::Value;
+use crate::value::{StructValue, Value};
 use crate::{classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature, Type};
 
 /// The packed entry: `args` points to one 64-bit slot per argument, the
@@ -305,23 +305,27 @@ impl Function {
 
     /// Calls the function with packed arguments: slot `i` of `args` holds
     /// argument `i` in its low bits (a buffer as the address of a
-    /// [`BufferView`](crate::BufferView)); the return value is stored to
-    /// `*ret` sign- or zero-extended to 64 bits (`f32` in the low 32 bits),
-    /// and `*ret` is untouched for `void`. The same on every tier.
+    /// [`BufferView`](crate::BufferView), a struct as the address of its
+    /// bytes); the return value is stored to `*ret` sign- or zero-extended
+    /// to 64 bits (`f32` in the low 32 bits), a struct return as its bytes
+    /// from `ret` on, and `*ret` is untouched for `void`. The same on every
+    /// tier.
     ///
     /// Once the function's library is [closed](crate::Library::close), the
     /// target is not called: the library's closed-call handler runs and
-    /// `*ret` receives 0 (unless the return type is `void`).
+    /// the return buffer receives zeros (unless the return type is `void`).
     ///
     /// # Safety
     ///
     /// The function's signature must be the target's real signature (for
     /// a [`Library`](crate::Library) binding, this is where that promise is
-    /// made). `args` must point to one readable `u64` per argument and `ret`
-    /// to a writable `u64` (unless the return type is `void`); buffer slots
-    /// must hold null or the address of a valid `BufferView`; the argument
-    /// values must be valid for the target (pointers it dereferences must
-    /// be valid).
+    /// made). `args` must point to one readable `u64` per argument; `ret`
+    /// to a writable `u64` for a scalar return, or to `max(8, size)`
+    /// writable bytes, 8-byte aligned, for a struct return (nothing for
+    /// `void`); buffer slots must hold null or the address of a valid
+    /// `BufferView`, struct slots the address of the struct's bytes; the
+    /// argument values must be valid for the target (pointers it
+    /// dereferences must be valid).
     #[inline]
     pub unsafe fn call_packed(&self, args: *const u64, ret: *mut u64) {
         match &self.path {
@@ -346,10 +350,8 @@ impl Function {
     unsafe fn call_libffi(&self, call: &LibffiCall, args: *const u64, ret: *mut u64) {
         if let Some(library) = self.library.as_ref().filter(|l| l.is_closed()) {
             library.closed_call(self.target);
-            if self.sig.ret != Type::Void {
-                // SAFETY: `ret` is writable for non-void returns.
-                unsafe { *ret = 0 };
-            }
+            // SAFETY: `ret` holds this many writable bytes by the contract.
+            unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, return_bytes(self.sig.ret)) };
             return;
         }
         // SAFETY: forwarded from this function's contract.
@@ -390,12 +392,35 @@ impl Function {
             }
         }
         let slots: Vec<u64> = args.iter().map(Value::as_slot).collect();
-        let mut ret = 0u64;
+        // The return buffer: 8-byte aligned, as long as the return needs.
+        let mut ret = vec![0u64; return_bytes(self.sig.ret).div_ceil(8).max(1)];
         // SAFETY: one slot per argument, each of the declared type (buffer
-        // slots address views inside `args`, alive for the call); the
-        // caller vouches for the signature and the values.
-        unsafe { self.call_packed(slots.as_ptr(), &mut ret) };
-        Ok(Value::from_slot(self.sig.ret, ret))
+        // and struct slots address data inside `args`, alive for the call);
+        // `ret` is as large as the return needs; the caller vouches for the
+        // signature and the values.
+        unsafe { self.call_packed(slots.as_ptr(), ret.as_mut_ptr()) };
+        Ok(match self.sig.ret {
+            Type::Struct(layout) => {
+                // SAFETY: `ret` holds at least the struct's size in bytes,
+                // initialised (zeroed, then written by the call).
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(ret.as_ptr().cast::<u8>(), layout.size() as usize)
+                };
+                Value::Struct(StructValue::from_bytes(layout, bytes)?)
+            }
+            scalar => Value::from_slot(scalar, ret[0]),
+        })
+    }
+}
+
+/// How many bytes a packed call's return buffer must hold for a return of
+/// type `ty`: none for `void`, one slot for a scalar, `max(8, size)` for a
+/// struct.
+pub(crate) fn return_bytes(ty: Type) -> usize {
+    match ty {
+        Type::Void => 0,
+        Type::Struct(layout) => (layout.size() as usize).max(8),
+        _ => 8,
     }
 }
 
@@ -423,6 +448,9 @@ pub(crate) fn bind_batch(
         let (n, max) = (b.sig.args.len(), Signature::MAX_ARGS);
         if n > max {
             return Err(Error::TooManyArgs { n, max });
+        }
+        if let (true, Some(fixed)) = (b.sig.variadic_misplaced(), b.sig.variadic) {
+            return Err(Error::VariadicPosition { fixed, args: n });
         }
     }
     let jit = if options.force_libffi {

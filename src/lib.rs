@@ -51,9 +51,9 @@ pub use function::{Fallback, Function, Options, PackedFn, Tier};
 pub use jitcall_emitters::{
     classify, emit, emit_bound, node_gp_cap, Abi, Arg, BufferView, Entry, Guard, Ineligible,
     Limits, Loc, ParseError, ParseErrorKind, Placement, Plan, Position, Quoted, Registers,
-    Signature, Source, Type,
+    Signature, Source, StructType, Type,
 };
 pub use library::Library;
 pub use memory::MemoryRefused;
 pub use probe::{jit_available, jit_status, JitUnavailable};
-pub use value::Value;
+pub use value::{StructValue, Value};

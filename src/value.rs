@@ -3,10 +3,10 @@
 
 use std::ffi::c_void;
 
-use crate::{BufferView, Type};
+use crate::{BufferView, Error, Result, StructType, Type};
 
 /// A value of one of the signature [`Type`]s.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Void,
     Bool(bool),
@@ -24,6 +24,123 @@ pub enum Value {
     /// A buffer argument: the target receives `data`.
     Buffer(BufferView),
     Function(*const c_void),
+    /// A struct, passed or returned by value.
+    Struct(StructValue),
+}
+
+/// The bytes of a struct value, as C lays them out for its [`StructType`].
+///
+/// # Examples
+///
+/// ```
+/// use jitcall::{StructType, StructValue, Type, Value};
+///
+/// let ty = StructType::new(&[Type::I32, Type::F64]).unwrap();
+/// let mut v = StructValue::zeroed(ty);
+/// v.set_field(0, &Value::I32(-7))?;
+/// v.set_field(1, &Value::F64(2.5))?;
+/// assert_eq!(v.field(1), Value::F64(2.5));
+/// assert_eq!(v.bytes().len(), 16);
+/// # Ok::<(), jitcall::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct StructValue {
+    ty: &'static StructType,
+    bytes: Box<[u8]>,
+}
+
+impl StructValue {
+    /// A struct of type `ty` with every byte zero.
+    pub fn zeroed(ty: &'static StructType) -> StructValue {
+        StructValue {
+            ty,
+            bytes: vec![0; ty.size() as usize].into(),
+        }
+    }
+
+    /// A struct of type `ty` holding `bytes`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StructSize`] when `bytes` is not exactly the type's size.
+    pub fn from_bytes(ty: &'static StructType, bytes: &[u8]) -> Result<StructValue> {
+        if bytes.len() != ty.size() as usize {
+            return Err(Error::StructSize {
+                expected: ty.size() as usize,
+                got: bytes.len(),
+            });
+        }
+        Ok(StructValue {
+            ty,
+            bytes: bytes.into(),
+        })
+    }
+
+    /// The struct's type.
+    pub fn ty(&self) -> &'static StructType {
+        self.ty
+    }
+
+    /// The struct's bytes, padding included.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The struct's bytes, to write.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// Field `index`, read from the bytes (a nested struct as a copy).
+    ///
+    /// # Panics
+    ///
+    /// When `index` is not a field of the struct.
+    pub fn field(&self, index: usize) -> Value {
+        let (ty, at) = (self.ty.fields()[index], self.ty.offsets()[index] as usize);
+        let bytes = &self.bytes[at..at + ty.size() as usize];
+        match ty {
+            Type::Struct(inner) => Value::Struct(StructValue {
+                ty: inner,
+                bytes: bytes.into(),
+            }),
+            scalar => {
+                let mut raw = [0u8; 8];
+                raw[..bytes.len()].copy_from_slice(bytes);
+                Value::from_slot(scalar, u64::from_le_bytes(raw))
+            }
+        }
+    }
+
+    /// Writes `value` into field `index`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ArgType`] (with the field's index) when the value's type is
+    /// not the field's; a buffer is no field type.
+    ///
+    /// # Panics
+    ///
+    /// When `index` is not a field of the struct.
+    pub fn set_field(&mut self, index: usize, value: &Value) -> Result<()> {
+        let (ty, at) = (self.ty.fields()[index], self.ty.offsets()[index] as usize);
+        if value.ty() != ty {
+            return Err(Error::ArgType {
+                index,
+                expected: ty,
+                got: value.ty(),
+            });
+        }
+        let size = ty.size() as usize;
+        match value {
+            Value::Struct(inner) => self.bytes[at..at + size].copy_from_slice(&inner.bytes),
+            scalar => {
+                let raw = scalar.as_slot().to_le_bytes();
+                self.bytes[at..at + size].copy_from_slice(&raw[..size]);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Value {
@@ -45,6 +162,7 @@ impl Value {
             Value::Pointer(_) => Type::Pointer,
             Value::Buffer(_) => Type::Buffer,
             Value::Function(_) => Type::Function,
+            Value::Struct(s) => Type::Struct(s.ty),
         }
     }
 
@@ -52,8 +170,9 @@ impl Value {
     /// [`Function::call_packed`](crate::Function::call_packed) reads
     /// arguments and writes returns: integers sign- or zero-extended to 64
     /// bits, `f32` bits in the low 32 bits, `f64` bits, addresses. A
-    /// buffer's slot holds the address of its view, so the value must stay
-    /// in place while the slot is used.
+    /// buffer's slot holds the address of its view and a struct's the
+    /// address of its bytes, so the value must stay in place while the
+    /// slot is used.
     pub fn as_slot(&self) -> u64 {
         match *self {
             Value::Void => 0,
@@ -71,6 +190,7 @@ impl Value {
             Value::Pointer(p) => p as u64,
             Value::Buffer(ref view) => view as *const BufferView as u64,
             Value::Function(p) => p as u64,
+            Value::Struct(ref s) => s.bytes.as_ptr() as u64,
         }
     }
 
@@ -91,6 +211,7 @@ impl Value {
             Type::F64 => Value::F64(f64::from_bits(slot)),
             Type::Pointer | Type::Buffer => Value::Pointer(slot as *mut c_void),
             Type::Function => Value::Function(slot as *const c_void),
+            Type::Struct(_) => unreachable!("a struct is read from its bytes, not a slot"),
         }
     }
 }

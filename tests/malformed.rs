@@ -31,13 +31,14 @@ fn value(ty: Type, slot: u64) -> Value {
             len: 0,
         }),
         Type::Function => Value::Function(slot as *const c_void),
+        Type::Struct(layout) => Value::Struct(jitcall::StructValue::zeroed(layout)),
     }
 }
 
 /// The packed image of a returned value, to compare floats bit for bit.
 fn packed(v: Value) -> Option<u64> {
     Some(match v {
-        Value::Void | Value::Buffer(_) => return None,
+        Value::Void | Value::Buffer(_) | Value::Struct(_) => return None,
         Value::Bool(b) => u64::from(b),
         Value::I8(x) => x as u64,
         Value::U8(x) => u64::from(x),
@@ -64,7 +65,7 @@ fn mismatches(sig: &Signature, good: &[Value]) -> Vec<(Vec<Value>, Error)> {
     for count in (0..=n + 2).filter(|&c| c != n) {
         let args = match good {
             [] => vec![Value::I32(0); count],
-            _ => (0..count).map(|i| good[i % n]).collect(),
+            _ => (0..count).map(|i| good[i % n].clone()).collect(),
         };
         table.push((
             args,

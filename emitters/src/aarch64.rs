@@ -397,6 +397,7 @@ fn load(ops: &mut Assembler, ty: Type, dst: u8, at: Memory) {
         Type::F64 => asm!(ops ; ldr D(dst), [XSP(base), #offset]),
         // Never an argument: classification rejects it.
         Type::Void => {}
+        Type::Struct(_) => unreachable!("classification keeps structs off the JIT tier"),
     }
 }
 
@@ -483,6 +484,7 @@ fn store_return(ops: &mut Assembler, ret: Type) {
             asm!(ops ; str d0, [x1]);
             return;
         }
+        Type::Struct(_) => unreachable!("classification keeps structs off the JIT tier"),
     }
     asm!(ops
         ; str x0, [x1]

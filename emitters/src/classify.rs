@@ -154,6 +154,12 @@ pub struct Limits {
     /// Whether `function`-typed arguments and returns may take the fast
     /// path (Node.js sends them to libffi).
     pub function_pointers: bool,
+    /// Whether structs passed or returned by value may take the fast path
+    /// (Node.js has no struct type). A receiver entry never takes them.
+    pub structs: bool,
+    /// Whether a variadic call shape may take the fast path (Node.js has
+    /// no variadic functions).
+    pub variadic: bool,
 }
 
 /// The register-pressure rule of [`Limits`].
@@ -194,13 +200,16 @@ impl Limits {
     /// `IsFastCallEligible`, on x86_64 System V and AArch64): at most 8
     /// arguments; no `function` argument or return; buffers and floats not
     /// mixed; [`Registers::Node`]'s caps. The decision does not depend on
-    /// the entry kind.
+    /// the entry kind. Node has neither structs nor variadic functions, so
+    /// both go to libffi.
     pub const fn node() -> Limits {
         Limits {
             max_args: 8,
             registers: Registers::Node,
             buffer_with_float: false,
             function_pointers: false,
+            structs: false,
+            variadic: false,
         }
     }
 }
@@ -214,6 +223,8 @@ impl Default for Limits {
             registers: Registers::Any,
             buffer_with_float: true,
             function_pointers: true,
+            structs: true,
+            variadic: true,
         }
     }
 }
@@ -235,6 +246,11 @@ pub enum Ineligible {
     /// A `function` argument (`index`) or return (`None`), which the
     /// limits send to libffi.
     FunctionPointer { index: Option<usize> },
+    /// A struct argument (`index`) or return (`None`), which the limits or
+    /// the entry kind send to libffi.
+    Struct { index: Option<usize> },
+    /// A variadic call shape, which the limits send to libffi.
+    Variadic,
 }
 
 impl fmt::Display for Ineligible {
@@ -267,6 +283,13 @@ impl fmt::Display for Ineligible {
             Ineligible::FunctionPointer { index: None } => {
                 write!(f, "FunctionPointer: `function` as the return type")
             }
+            Ineligible::Struct { index: Some(i) } => {
+                write!(f, "Struct: a struct as argument {i}")
+            }
+            Ineligible::Struct { index: None } => {
+                write!(f, "Struct: a struct as the return type")
+            }
+            Ineligible::Variadic => f.write_str("Variadic: a variadic call"),
         }
     }
 }
@@ -448,6 +471,14 @@ pub fn classify(
     if let Some((index, ty)) = sig.misplaced_type() {
         return Err(Ineligible::UnsupportedType { index, ty });
     }
+    if !limits.variadic && sig.variadic.is_some() {
+        return Err(Ineligible::Variadic);
+    }
+    // Structs take no fast path yet.
+    let takes_structs = false;
+    if !takes_structs && sig.ret.as_struct().is_some() {
+        return Err(Ineligible::Struct { index: None });
+    }
     if !limits.function_pointers && sig.ret == Type::Function {
         return Err(Ineligible::FunctionPointer { index: None });
     }
@@ -459,6 +490,10 @@ pub fn classify(
     let function = sig.args.iter().position(|&t| t == Type::Function);
     if let (false, Some(index)) = (limits.function_pointers, function) {
         return Err(Ineligible::FunctionPointer { index: Some(index) });
+    }
+    let first_struct = sig.args.iter().position(|t| t.as_struct().is_some());
+    if let (false, Some(index)) = (takes_structs, first_struct) {
+        return Err(Ineligible::Struct { index: Some(index) });
     }
     let buffer = sig.args.iter().position(|&t| t == Type::Buffer);
     let float = sig.args.iter().position(|t| t.is_float());

@@ -26,7 +26,7 @@ pub mod x86_64;
 pub use classify::{
     classify, node_gp_cap, Abi, Arg, Entry, Ineligible, Limits, Loc, Plan, Registers, Source,
 };
-pub use signature::{ParseError, ParseErrorKind, Position, Quoted, Signature, Type};
+pub use signature::{ParseError, ParseErrorKind, Position, Quoted, Signature, StructType, Type};
 
 /// What a `buffer` argument points to: the target receives `data`.
 ///

@@ -45,10 +45,14 @@ pub enum Type {
     Buffer,
     /// A code pointer passed as a value.
     Function,
+    /// A C struct passed or returned by value (see [`StructType`]). In
+    /// the packed convention its argument slot holds the address of its
+    /// bytes, and a struct return is written to the return buffer.
+    Struct(&'static StructType),
 }
 
 impl Type {
-    /// Every type, in declaration order.
+    /// Every scalar type (all but [`Type::Struct`]), in declaration order.
     pub const ALL: [Type; 15] = [
         Type::Void,
         Type::Bool,
@@ -67,9 +71,12 @@ impl Type {
         Type::Function,
     ];
 
-    /// The canonical name, as [`Display`](fmt::Display) prints it.
+    /// The canonical name, as [`Display`](fmt::Display) prints it, for a
+    /// scalar; `struct` for any struct, which `Display` prints as its field
+    /// list (`{i32, f64}`).
     pub const fn name(self) -> &'static str {
         match self {
+            Type::Struct(_) => "struct",
             Type::Void => "void",
             Type::Bool => "bool",
             Type::I8 => "i8",
@@ -169,8 +176,50 @@ impl Type {
             Type::U32 => (32, false),
             Type::I64 => (64, true),
             Type::U64 | Type::Pointer | Type::Buffer | Type::Function => (64, false),
-            Type::Void | Type::F32 | Type::F64 => return None,
+            Type::Void | Type::F32 | Type::F64 | Type::Struct(_) => return None,
         })
+    }
+
+    /// The size in bytes C gives the type (0 for `void`; 8 for pointers,
+    /// buffers and functions: every supported ABI is 64-bit).
+    pub fn size(self) -> u32 {
+        match self {
+            Type::Void => 0,
+            Type::Bool | Type::I8 | Type::U8 => 1,
+            Type::I16 | Type::U16 => 2,
+            Type::I32 | Type::U32 | Type::F32 => 4,
+            Type::I64 | Type::U64 | Type::F64 | Type::Pointer | Type::Buffer | Type::Function => 8,
+            Type::Struct(s) => s.size(),
+        }
+    }
+
+    /// The alignment in bytes C gives the type: its size for scalars (1
+    /// for `void`), the largest field alignment for a struct.
+    pub fn align(self) -> u32 {
+        match self {
+            Type::Void => 1,
+            Type::Struct(s) => s.align(),
+            scalar => scalar.size(),
+        }
+    }
+
+    /// The struct type, for a struct.
+    pub const fn as_struct(self) -> Option<&'static StructType> {
+        match self {
+            Type::Struct(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// What C's default argument promotions make of the type in a variadic
+    /// call: `f32` becomes `f64`; `bool` and the 8- and 16-bit integers
+    /// become `i32`; every other type stays itself.
+    pub const fn promoted(self) -> Type {
+        match self {
+            Type::F32 => Type::F64,
+            Type::Bool | Type::I8 | Type::U8 | Type::I16 | Type::U16 => Type::I32,
+            other => other,
+        }
     }
 
     /// True for the 8- and 16-bit integer types (`bool` included), whose
@@ -182,8 +231,175 @@ impl Type {
 
 impl fmt::Display for Type {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match self {
+            Type::Struct(s) => write!(f, "{s}"),
+            scalar => f.write_str(scalar.name()),
+        }
     }
+}
+
+/// A C struct passed or returned by value: its fields in order, laid out
+/// as C lays them out. Each field sits at the next multiple of its
+/// alignment, the struct's alignment is its largest field's, and its size
+/// is rounded up to that alignment.
+///
+/// Struct types are interned: [`StructType::new`] returns the one shared
+/// instance of each distinct field list, kept for the life of the process,
+/// so that [`Type`] stays `Copy`. A process keeps one small record per
+/// distinct struct layout it ever parses.
+///
+/// # Examples
+///
+/// ```
+/// use jitcall_emitters::{StructType, Type};
+///
+/// let s = StructType::new(&[Type::U8, Type::F64, Type::I16]).unwrap();
+/// assert_eq!((s.size(), s.align()), (24, 8));
+/// assert_eq!(s.offsets(), [0, 8, 16]);
+/// assert!(std::ptr::eq(s, StructType::new(&[Type::U8, Type::F64, Type::I16]).unwrap()));
+/// assert_eq!(Type::Struct(s).to_string(), "{u8, f64, i16}");
+/// ```
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct StructType {
+    fields: Box<[Type]>,
+    offsets: Box<[u32]>,
+    size: u32,
+    align: u32,
+    depth: u32,
+}
+
+impl StructType {
+    /// The most fields one struct may have.
+    pub const MAX_FIELDS: usize = 256;
+    /// The deepest nesting: a struct of scalars has depth 1.
+    pub const MAX_DEPTH: u32 = 16;
+    /// The largest size, in bytes. Every call path copies a struct
+    /// argument by value, so the bound keeps a call's stack use bounded
+    /// (127 of them, at most 508 KiB).
+    pub const MAX_SIZE: u32 = 4096;
+
+    /// The interned struct type with these fields.
+    ///
+    /// # Errors
+    ///
+    /// [`ParseErrorKind::EmptyStruct`], [`ParseErrorKind::TooManyFields`],
+    /// [`ParseErrorKind::StructTooDeep`], [`ParseErrorKind::StructTooLarge`],
+    /// or [`ParseErrorKind::FieldType`] for a `void` or `buffer` field.
+    pub fn new(fields: &[Type]) -> Result<&'static StructType, ParseErrorKind> {
+        if fields.is_empty() {
+            return Err(ParseErrorKind::EmptyStruct);
+        }
+        if fields.len() > StructType::MAX_FIELDS {
+            let max = StructType::MAX_FIELDS;
+            return Err(ParseErrorKind::TooManyFields { max });
+        }
+        if let Some(&ty) = fields
+            .iter()
+            .find(|t| matches!(t, Type::Void | Type::Buffer))
+        {
+            return Err(ParseErrorKind::FieldType(ty));
+        }
+        let depth = 1 + fields
+            .iter()
+            .filter_map(|t| t.as_struct())
+            .map(|s| s.depth)
+            .max()
+            .unwrap_or(0);
+        if depth > StructType::MAX_DEPTH {
+            let max = StructType::MAX_DEPTH;
+            return Err(ParseErrorKind::StructTooDeep { max });
+        }
+        // Every field is at most MAX_SIZE bytes and there are at most
+        // MAX_FIELDS of them: the sums fit in a u64.
+        let mut offsets = Vec::with_capacity(fields.len());
+        let (mut end, mut align) = (0u64, 1u64);
+        for ty in fields {
+            let field_align = u64::from(ty.align());
+            let at = end.next_multiple_of(field_align);
+            offsets.push(at);
+            end = at + u64::from(ty.size());
+            align = align.max(field_align);
+        }
+        let size = end.next_multiple_of(align);
+        let max = StructType::MAX_SIZE;
+        if size > u64::from(max) {
+            return Err(ParseErrorKind::StructTooLarge { size, max });
+        }
+        let layout = StructType {
+            fields: fields.into(),
+            // Below MAX_SIZE: each offset fits in a u32.
+            offsets: offsets.into_iter().map(|o| o as u32).collect(),
+            size: size as u32,
+            align: align as u32,
+            depth,
+        };
+        Ok(intern(layout))
+    }
+
+    /// The fields, in order.
+    pub fn fields(&self) -> &[Type] {
+        &self.fields
+    }
+
+    /// Each field's byte offset.
+    pub fn offsets(&self) -> &[u32] {
+        &self.offsets
+    }
+
+    /// The size in bytes, a multiple of the alignment.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// The alignment in bytes.
+    pub fn align(&self) -> u32 {
+        self.align
+    }
+
+    /// Every scalar field, nested ones included, with its byte offset in
+    /// this struct, in address order.
+    pub fn flatten(&self) -> Vec<(u32, Type)> {
+        let mut out = Vec::new();
+        self.flatten_into(0, &mut out);
+        out
+    }
+
+    fn flatten_into(&self, base: u32, out: &mut Vec<(u32, Type)>) {
+        for (&ty, &offset) in self.fields.iter().zip(self.offsets.iter()) {
+            match ty {
+                Type::Struct(inner) => inner.flatten_into(base + offset, out),
+                scalar => out.push((base + offset, scalar)),
+            }
+        }
+    }
+}
+
+impl fmt::Display for StructType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, ty) in self.fields.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{ty}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// The one shared instance of `layout`'s field list.
+fn intern(layout: StructType) -> &'static StructType {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, PoisonError};
+    static INTERNED: Mutex<Option<HashSet<&'static StructType>>> = Mutex::new(None);
+    let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
+    let set = interned.get_or_insert_with(HashSet::new);
+    if let Some(&existing) = set.get(&layout) {
+        return existing;
+    }
+    let leaked: &'static StructType = Box::leak(Box::new(layout));
+    set.insert(leaked);
+    leaked
 }
 
 /// An argument list and a return type.
@@ -205,6 +421,11 @@ impl fmt::Display for Type {
 pub struct Signature {
     pub args: Vec<Type>,
     pub ret: Type,
+    /// For a variadic function, how many of `args` are its fixed arguments
+    /// (at least one); the rest are the variadic arguments this binding
+    /// passes, each call shape being a binding of its own. `None` for a
+    /// function with a fixed argument list.
+    pub variadic: Option<usize>,
 }
 
 impl Signature {
@@ -215,22 +436,119 @@ impl Signature {
     /// (300,000 `i32`s would overflow a thread's stack in `ffi_call`).
     pub const MAX_ARGS: usize = 127;
 
+    /// A function with a fixed argument list.
     pub fn new(args: impl Into<Vec<Type>>, ret: Type) -> Signature {
         Signature {
             args: args.into(),
             ret,
+            variadic: None,
         }
     }
 
+    /// One call shape of a variadic function: its fixed arguments, then
+    /// the variadic arguments this binding passes (promoted types only).
+    pub fn new_variadic(
+        fixed: impl Into<Vec<Type>>,
+        variadic: impl IntoIterator<Item = Type>,
+        ret: Type,
+    ) -> Signature {
+        let mut args = fixed.into();
+        let n = args.len();
+        args.extend(variadic);
+        Signature {
+            args,
+            ret,
+            variadic: Some(n),
+        }
+    }
+
+    /// The fixed arguments: all of them, unless the function is variadic.
+    pub fn fixed_args(&self) -> &[Type] {
+        let n = self.variadic.unwrap_or(self.args.len());
+        &self.args[..n.min(self.args.len())]
+    }
+
+    /// The variadic arguments of this call shape (none for a function with
+    /// a fixed argument list).
+    pub fn variadic_args(&self) -> &[Type] {
+        &self.args[self.fixed_args().len()..]
+    }
+
     /// The first type in a place it cannot be, as `(argument index, type)`
-    /// (`None` for the return type): `void` as an argument or `buffer` as
-    /// the return type. The parsers never produce such a signature; one
-    /// built by hand may be.
+    /// (`None` for the return type): `void` as an argument, `buffer` as the
+    /// return type, or a variadic argument of a type C's default
+    /// promotions change (`f32`, `bool`, 8- and 16-bit integers). The
+    /// parsers never produce such a signature; one built by hand may be.
     pub fn misplaced_type(&self) -> Option<(Option<usize>, Type)> {
-        if let Some(i) = self.args.iter().position(|t| !t.is_argument()) {
+        let fixed = self.fixed_args().len();
+        let misplaced =
+            |(i, t): (usize, &Type)| !t.is_argument() || (i >= fixed && t.promoted() != *t);
+        if let Some(i) = self.args.iter().enumerate().position(misplaced) {
             return Some((Some(i), self.args[i]));
         }
         (!self.ret.is_return()).then_some((None, self.ret))
+    }
+
+    /// Whether `variadic` is out of place: no fixed argument before the
+    /// `...`, or more fixed arguments than arguments. The parsers never
+    /// produce such a signature; one built by hand may be.
+    pub fn variadic_misplaced(&self) -> bool {
+        self.variadic.is_some_and(|n| n == 0 || n > self.args.len())
+    }
+
+    /// The object form of the signature, as [`Signature::from_json`] reads
+    /// it back: canonical type names, `"..."` where the variadic arguments
+    /// start, structs as `{"struct": [fields]}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jitcall_emitters::Signature;
+    ///
+    /// let sig: Signature = "(pointer, ..., {i32, f32}) -> i32".parse().unwrap();
+    /// assert_eq!(
+    ///     sig.to_json(),
+    ///     r#"{"arguments": ["pointer", "...", {"struct": ["i32", "f32"]}], "return": "i32"}"#
+    /// );
+    /// assert_eq!(Signature::from_json(&sig.to_json()), Ok(sig));
+    /// ```
+    pub fn to_json(&self) -> String {
+        fn ty(out: &mut String, t: Type) {
+            match t {
+                Type::Struct(layout) => {
+                    out.push_str(r#"{"struct": ["#);
+                    for (i, &field) in layout.fields().iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(", ");
+                        }
+                        ty(out, field);
+                    }
+                    out.push_str("]}");
+                }
+                scalar => {
+                    out.push('"');
+                    out.push_str(scalar.name());
+                    out.push('"');
+                }
+            }
+        }
+        let mut out = String::from(r#"{"arguments": ["#);
+        for (i, &arg) in self.args.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if self.variadic == Some(i) {
+                out.push_str(r#""...", "#);
+            }
+            ty(&mut out, arg);
+        }
+        if self.variadic.is_some_and(|n| n >= self.args.len()) {
+            out.push_str(r#", "...""#);
+        }
+        out.push_str(r#"], "return": "#);
+        ty(&mut out, self.ret);
+        out.push('}');
+        out
     }
 
     /// Parses either form: the JSON object form when the input's first
@@ -350,23 +668,46 @@ impl Signature {
                     },
                 ));
             }
+            let mut variadic = None;
             for (i, item) in items.iter().enumerate() {
                 let path = || format!("$.{key}[{i}]");
-                let ty = item
-                    .type_name()
-                    .map_err(|kind| ParseError::json(path(), kind))?;
-                check_arg(ty).map_err(|kind| ParseError::json(path(), kind))?;
+                if matches!(item, Json::String(s) if s == "...") {
+                    variadic = Some(
+                        ellipsis(variadic, args.len())
+                            .map_err(|kind| ParseError::json(path(), kind))?,
+                    );
+                    continue;
+                }
+                let (ty, at) = item.parse_type(path(), 1)?;
+                check_arg(ty, variadic.is_some()).map_err(|kind| ParseError::json(at, kind))?;
                 args.push(ty);
             }
+            let ret = parse_json_ret(ret_entry)?;
+            return Ok(Signature {
+                args,
+                ret,
+                variadic,
+            });
         }
-        let ret = match ret_entry {
-            None => Type::Void,
-            Some((key, value)) => value
-                .type_name()
-                .map_err(|kind| ParseError::json(format!("$.{key}"), kind))?
-                .returned_as(),
-        };
-        Ok(Signature { args, ret })
+        Ok(Signature::new(args, parse_json_ret(ret_entry)?))
+    }
+}
+
+/// The return type of the object form, `void` when the key is missing.
+fn parse_json_ret(entry: Option<&(String, Json)>) -> Result<Type, ParseError> {
+    match entry {
+        None => Ok(Type::Void),
+        Some((key, value)) => Ok(value.parse_type(format!("$.{key}"), 1)?.0.returned_as()),
+    }
+}
+
+/// Where a `...` may go: after at least one fixed argument, once. Gives
+/// the count of fixed arguments before it.
+fn ellipsis(variadic: Option<usize>, fixed: usize) -> Result<usize, ParseErrorKind> {
+    match (variadic, fixed) {
+        (Some(_), _) => Err(ParseErrorKind::RepeatedEllipsis),
+        (None, 0) => Err(ParseErrorKind::VariadicWithoutFixed),
+        (None, n) => Ok(n),
     }
 }
 
@@ -377,7 +718,13 @@ impl fmt::Display for Signature {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            f.write_str(ty.name())?;
+            if self.variadic == Some(i) {
+                f.write_str("..., ")?;
+            }
+            write!(f, "{ty}")?;
+        }
+        if self.variadic.is_some_and(|n| n >= self.args.len()) {
+            f.write_str(", ...")?;
         }
         write!(f, ") -> {}", self.ret)
     }
@@ -402,16 +749,26 @@ impl FromStr for Signature {
         };
         p.expect(b"(", "`(` opening the argument list")?;
         let mut args = Vec::new();
+        let mut variadic = None;
         p.skip_spaces();
         if !p.eat(b")") {
             loop {
-                let (ty, at) = p.type_name()?;
-                check_arg(ty).map_err(|kind| ParseError::text(at, kind))?;
-                if args.len() == Signature::MAX_ARGS {
-                    let max = Signature::MAX_ARGS;
-                    return Err(ParseError::text(at, ParseErrorKind::TooManyArgs { max }));
+                p.skip_spaces();
+                let at = p.pos;
+                if p.eat(b"...") {
+                    variadic = Some(
+                        ellipsis(variadic, args.len())
+                            .map_err(|kind| ParseError::text(at, kind))?,
+                    );
+                } else {
+                    let (ty, at) = p.parse_type(1)?;
+                    check_arg(ty, variadic.is_some()).map_err(|kind| ParseError::text(at, kind))?;
+                    if args.len() == Signature::MAX_ARGS {
+                        let max = Signature::MAX_ARGS;
+                        return Err(ParseError::text(at, ParseErrorKind::TooManyArgs { max }));
+                    }
+                    args.push(ty);
                 }
-                args.push(ty);
                 p.skip_spaces();
                 if p.eat(b")") {
                     break;
@@ -423,13 +780,17 @@ impl FromStr for Signature {
         if !p.eat(b"->") {
             return Err(ParseError::text(p.pos, ParseErrorKind::MissingArrow));
         }
-        let (ret, _) = p.type_name()?;
+        let (ret, _) = p.parse_type(1)?;
         let ret = ret.returned_as();
         p.skip_spaces();
         if p.pos < p.text.len() {
             return Err(ParseError::text(p.pos, ParseErrorKind::TrailingInput));
         }
-        Ok(Signature { args, ret })
+        Ok(Signature {
+            args,
+            ret,
+            variadic,
+        })
     }
 }
 
@@ -474,6 +835,44 @@ impl TextParser<'_> {
         ParseError::text(self.pos, ParseErrorKind::Expected { expected, found })
     }
 
+    /// Reads a type, a name or a `{…}` struct at nesting `depth` (1 for an
+    /// argument or the return), returning it and the byte offset where it
+    /// starts. Recursion stops at [`StructType::MAX_DEPTH`].
+    fn parse_type(&mut self, depth: u32) -> Result<(Type, usize), ParseError> {
+        self.skip_spaces();
+        let start = self.pos;
+        if !self.eat(b"{") {
+            return self.type_name();
+        }
+        if depth > StructType::MAX_DEPTH {
+            let max = StructType::MAX_DEPTH;
+            return Err(ParseError::text(
+                start,
+                ParseErrorKind::StructTooDeep { max },
+            ));
+        }
+        let mut fields = Vec::new();
+        loop {
+            self.skip_spaces();
+            if fields.is_empty() && self.eat(b"}") {
+                return Err(ParseError::text(start, ParseErrorKind::EmptyStruct));
+            }
+            let (ty, at) = self.parse_type(depth + 1)?;
+            if fields.len() == StructType::MAX_FIELDS {
+                let max = StructType::MAX_FIELDS;
+                return Err(ParseError::text(at, ParseErrorKind::TooManyFields { max }));
+            }
+            fields.push(ty);
+            self.skip_spaces();
+            if self.eat(b"}") {
+                break;
+            }
+            self.expect(b",", "`,` or `}` after a field type")?;
+        }
+        let layout = StructType::new(&fields).map_err(|kind| ParseError::text(start, kind))?;
+        Ok((Type::Struct(layout), start))
+    }
+
     /// Reads an identifier and resolves it to a type, returning the type and
     /// the byte offset where its name starts.
     fn type_name(&mut self) -> Result<(Type, usize), ParseError> {
@@ -497,11 +896,18 @@ impl TextParser<'_> {
     }
 }
 
-fn check_arg(ty: Type) -> Result<(), ParseErrorKind> {
-    if ty.is_argument() {
-        Ok(())
-    } else {
+/// Whether `ty` may be an argument: not `void`, and after a `...` only a
+/// type C's default promotions leave alone.
+fn check_arg(ty: Type, variadic: bool) -> Result<(), ParseErrorKind> {
+    if !ty.is_argument() {
         Err(ParseErrorKind::VoidArgument)
+    } else if variadic && ty.promoted() != ty {
+        Err(ParseErrorKind::UnpromotedVariadic {
+            ty,
+            promoted: ty.promoted(),
+        })
+    } else {
+        Ok(())
     }
 }
 
@@ -521,16 +927,71 @@ enum Json {
 }
 
 impl Json {
-    /// The type a JSON value names, when it is a string.
-    fn type_name(&self) -> Result<Type, ParseErrorKind> {
-        match self {
+    /// The type a JSON value at `path` names: a type name string, or
+    /// Deno's struct form `{"struct": [field, …]}` at nesting `depth` (1
+    /// for an argument or the return). Gives the type and the path an
+    /// error about its place should point at.
+    fn parse_type(&self, path: String, depth: u32) -> Result<(Type, String), ParseError> {
+        let fail = |path: &str, kind| Err(ParseError::json(path, kind));
+        let fields = match self {
             Json::String(name) => {
-                Type::from_name(name).ok_or_else(|| ParseErrorKind::UnknownType(Quoted::new(name)))
+                return match Type::from_name(name) {
+                    Some(ty) => Ok((ty, path)),
+                    None => fail(&path, ParseErrorKind::UnknownType(Quoted::new(name))),
+                }
             }
-            other => Err(ParseErrorKind::WrongShape {
-                expected: "a type name string",
-                found: other.kind(),
-            }),
+            Json::Object(entries) => match &entries[..] {
+                [(key, Json::Array(fields))] if key == "struct" => fields,
+                [(key, value)] if key == "struct" => {
+                    let kind = ParseErrorKind::WrongShape {
+                        expected: "an array of field types",
+                        found: value.kind(),
+                    };
+                    return fail(&format!("{path}.struct"), kind);
+                }
+                _ => {
+                    let kind = match entries.iter().find(|(key, _)| key != "struct") {
+                        Some((key, _)) => ParseErrorKind::UnknownKey(Quoted::new(key)),
+                        None if entries.is_empty() => ParseErrorKind::WrongShape {
+                            expected: "{\"struct\": [field types]}",
+                            found: "an empty object",
+                        },
+                        None => ParseErrorKind::DuplicateKey {
+                            first: "struct".into(),
+                            second: "struct".into(),
+                        },
+                    };
+                    return fail(&path, kind);
+                }
+            },
+            other => {
+                let kind = ParseErrorKind::WrongShape {
+                    expected: "a type name string or {\"struct\": [field types]}",
+                    found: other.kind(),
+                };
+                return fail(&path, kind);
+            }
+        };
+        if depth > StructType::MAX_DEPTH {
+            let max = StructType::MAX_DEPTH;
+            return fail(&path, ParseErrorKind::StructTooDeep { max });
+        }
+        if fields.len() > StructType::MAX_FIELDS {
+            let max = StructType::MAX_FIELDS;
+            let at = format!("{path}.struct[{max}]");
+            return fail(&at, ParseErrorKind::TooManyFields { max });
+        }
+        let mut types = Vec::with_capacity(fields.len());
+        for (i, field) in fields.iter().enumerate() {
+            types.push(
+                field
+                    .parse_type(format!("{path}.struct[{i}]"), depth + 1)?
+                    .0,
+            );
+        }
+        match StructType::new(&types) {
+            Ok(layout) => Ok((Type::Struct(layout), path)),
+            Err(kind) => fail(&path, kind),
         }
     }
 
@@ -645,6 +1106,22 @@ pub enum ParseErrorKind {
     /// More than [`Signature::MAX_ARGS`] arguments, found at the first
     /// one too many.
     TooManyArgs { max: usize },
+    /// `{}`: a struct with no fields.
+    EmptyStruct,
+    /// More than [`StructType::MAX_FIELDS`] fields in one struct.
+    TooManyFields { max: usize },
+    /// Structs nested deeper than [`StructType::MAX_DEPTH`].
+    StructTooDeep { max: u32 },
+    /// A struct larger than [`StructType::MAX_SIZE`] bytes.
+    StructTooLarge { size: u64, max: u32 },
+    /// A field of a type no struct holds: `void` or `buffer`.
+    FieldType(Type),
+    /// `...` before any fixed argument.
+    VariadicWithoutFixed,
+    /// A second `...`.
+    RepeatedEllipsis,
+    /// After `...`, a type C's default promotions change.
+    UnpromotedVariadic { ty: Type, promoted: Type },
     /// A token other than the one the grammar needs.
     Expected {
         expected: &'static str,
@@ -675,6 +1152,25 @@ impl fmt::Display for ParseErrorKind {
             ParseErrorKind::TooManyArgs { max } => {
                 write!(f, "more than {max} arguments")
             }
+            ParseErrorKind::EmptyStruct => f.write_str("a struct needs at least one field"),
+            ParseErrorKind::TooManyFields { max } => {
+                write!(f, "more than {max} fields in one struct")
+            }
+            ParseErrorKind::StructTooDeep { max } => {
+                write!(f, "structs nested more than {max} deep")
+            }
+            ParseErrorKind::StructTooLarge { size, max } => {
+                write!(f, "a struct of {size} bytes, more than {max}")
+            }
+            ParseErrorKind::FieldType(ty) => write!(f, "`{ty}` cannot be a struct field"),
+            ParseErrorKind::VariadicWithoutFixed => {
+                f.write_str("`...` needs a fixed argument before it")
+            }
+            ParseErrorKind::RepeatedEllipsis => f.write_str("a second `...`"),
+            ParseErrorKind::UnpromotedVariadic { ty, promoted } => write!(
+                f,
+                "`{ty}` after `...`: C passes it promoted, as `{promoted}`; write `{promoted}`"
+            ),
             ParseErrorKind::Expected { expected, found } => {
                 write!(f, "expected {expected}, found {found}")
             }
@@ -945,7 +1441,7 @@ mod tests {
             (
                 r#"{"arguments":[1]}"#,
                 ParseErrorKind::WrongShape {
-                    expected: "a type name string",
+                    expected: "a type name string or {\"struct\": [field types]}",
                     found: "a number",
                 },
                 "$.arguments[0]",
@@ -1165,6 +1661,206 @@ mod tests {
         let tabs = Quoted::new(&"\t".repeat(100));
         assert_eq!(tabs.shown(), "\\t".repeat(32));
         assert_eq!(tabs.cut(), 68);
+    }
+
+    #[test]
+    fn structs_parse_in_both_forms_with_c_layout() {
+        let sig: Signature = "({u8, {f32, f32}}, {i32, f64}) -> {u8, u16, u8}"
+            .parse()
+            .unwrap();
+        let text = "({u8, {f32, f32}}, {i32, f64}) -> {u8, u16, u8}";
+        assert_eq!(sig.to_string(), text);
+        let json = r#"{"arguments": [{"struct": ["u8", {"struct": ["float", "f32"]}]},
+                        {"struct": ["int32", "double"]}],
+                       "return": {"struct": ["u8", "u16", "uint8"]}}"#;
+        assert_eq!(Signature::from_json(json), Ok(sig.clone()));
+        let layout = |t: Type| {
+            let s = t.as_struct().unwrap();
+            (s.size(), s.align(), s.offsets().to_vec())
+        };
+        // {u8, {f32, f32}}: the inner struct at 4, size 12.
+        assert_eq!(layout(sig.args[0]), (12, 4, vec![0, 4]));
+        assert_eq!(layout(sig.args[1]), (16, 8, vec![0, 8]));
+        // {u8, u16, u8}: padding after each u8, size rounded to 2.
+        assert_eq!(layout(sig.ret), (6, 2, vec![0, 2, 4]));
+        assert_eq!(
+            sig.args[0].as_struct().unwrap().flatten(),
+            [(0, Type::U8), (4, Type::F32), (8, Type::F32)]
+        );
+        // Interned: the same layout is the same instance.
+        let again: Signature = "({u8,{f32,f32}}) -> void".parse().unwrap();
+        assert!(std::ptr::eq(
+            again.args[0].as_struct().unwrap(),
+            sig.args[0].as_struct().unwrap()
+        ));
+    }
+
+    #[test]
+    fn variadic_signatures_parse_in_both_forms() {
+        let cases: &[(&str, &str, usize, usize)] = &[
+            (
+                "(pointer, ..., i32, f64) -> i32",
+                r#"{"arguments": ["ptr", "...", "int32", "double"], "return": "i32"}"#,
+                1,
+                3,
+            ),
+            (
+                "(pointer, ...) -> i32",
+                r#"{"arguments": ["pointer", "..."], "return": "i32"}"#,
+                1,
+                1,
+            ),
+            (
+                "(i32, u64, ..., {f32, f32}) -> void",
+                r#"{"arguments": ["i32", "u64", "...", {"struct": ["f32", "f32"]}]}"#,
+                2,
+                3,
+            ),
+        ];
+        for &(text, json, fixed, n) in cases {
+            let sig: Signature = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((sig.variadic, sig.args.len()), (Some(fixed), n), "{text}");
+            assert_eq!(sig.to_string(), text);
+            assert_eq!(Signature::from_json(json), Ok(sig.clone()), "{json}");
+            assert_eq!(sig.fixed_args().len() + sig.variadic_args().len(), n);
+        }
+        assert_eq!(
+            "(pointer,...,i32)->i32"
+                .parse::<Signature>()
+                .unwrap()
+                .to_string(),
+            "(pointer, ..., i32) -> i32"
+        );
+    }
+
+    #[test]
+    fn bad_structs_and_ellipses_are_bounded_errors() {
+        use ParseErrorKind::*;
+        let deep = format!("({}i32{}) -> void", "{".repeat(1000), "}".repeat(1000));
+        let wide = format!("({{{}}}) -> void", vec!["u8"; 10_000].join(", "));
+        let cases: Vec<(String, ParseErrorKind, usize)> = vec![
+            ("({i32, f64) -> void".into(), Expected { expected: "`,` or `}` after a field type", found: "\")\"".into() }, 10),
+            ("({i32, f64".into(), Expected { expected: "`,` or `}` after a field type", found: "end of input".into() }, 10),
+            ("({}) -> void".into(), EmptyStruct, 1),
+            ("({void}) -> void".into(), FieldType(Type::Void), 1),
+            ("({buffer, i32}) -> void".into(), FieldType(Type::Buffer), 1),
+            (deep, StructTooDeep { max: 16 }, 17),
+            (wide, TooManyFields { max: 256 }, 2 + 256 * 4),
+            ("({f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64}) -> void".into(), Expected { expected: "", found: String::new() }, usize::MAX),
+            ("(pointer, ..., i32, ..., i32) -> i32".into(), RepeatedEllipsis, 20),
+            ("(..., i32) -> i32".into(), VariadicWithoutFixed, 1),
+            ("(...) -> i32".into(), VariadicWithoutFixed, 1),
+            ("(pointer, ..., f32) -> i32".into(), UnpromotedVariadic { ty: Type::F32, promoted: Type::F64 }, 15),
+            ("(pointer, ..., i8) -> i32".into(), UnpromotedVariadic { ty: Type::I8, promoted: Type::I32 }, 15),
+            ("(pointer, ..., bool) -> i32".into(), UnpromotedVariadic { ty: Type::Bool, promoted: Type::I32 }, 15),
+            ("(pointer, ..., u16) -> i32".into(), UnpromotedVariadic { ty: Type::U16, promoted: Type::I32 }, 15),
+        ];
+        for (text, kind, at) in cases {
+            if at == usize::MAX {
+                // 32 doubles is 256 bytes: a struct, not an error.
+                text.parse::<Signature>().unwrap();
+                continue;
+            }
+            let err = text_err(&text);
+            assert_eq!(err.kind, kind, "{}", &text[..text.len().min(60)]);
+            assert_eq!(
+                err.at,
+                Position::Byte(at),
+                "{}",
+                &text[..text.len().min(60)]
+            );
+            assert!(err.to_string().len() < 120, "{err}");
+        }
+        let huge = format!("({{{}}}) -> void", vec!["f64"; 600].join(", "));
+        assert!(matches!(text_err(&huge).kind, TooManyFields { .. }));
+        let large = format!(
+            "({{{}}}) -> void",
+            vec!["{f64, f64, f64, f64, f64, f64, f64, f64}"; 65].join(", ")
+        );
+        assert_eq!(
+            text_err(&large).kind,
+            StructTooLarge {
+                size: 4160,
+                max: 4096
+            }
+        );
+        assert_eq!(
+            text_err("(pointer, ..., f32) -> i32").to_string(),
+            "`f32` after `...`: C passes it promoted, as `f64`; write `f64` at byte 15"
+        );
+
+        let json_cases: &[(&str, ParseErrorKind, &str)] = &[
+            (
+                r#"{"arguments": ["i32", "...", "...", "i32"]}"#,
+                RepeatedEllipsis,
+                "$.arguments[2]",
+            ),
+            (
+                r#"{"arguments": ["...", "i32"]}"#,
+                VariadicWithoutFixed,
+                "$.arguments[0]",
+            ),
+            (
+                r#"{"arguments": ["i32", "...", "float"]}"#,
+                UnpromotedVariadic {
+                    ty: Type::F32,
+                    promoted: Type::F64,
+                },
+                "$.arguments[2]",
+            ),
+            (
+                r#"{"arguments": [{"struct": []}]}"#,
+                EmptyStruct,
+                "$.arguments[0]",
+            ),
+            (
+                r#"{"arguments": [{"struct": ["i32", "nope"]}]}"#,
+                UnknownType(Quoted::new("nope")),
+                "$.arguments[0].struct[1]",
+            ),
+            (
+                r#"{"arguments": [{"struct": "i32"}]}"#,
+                WrongShape {
+                    expected: "an array of field types",
+                    found: "a string",
+                },
+                "$.arguments[0].struct",
+            ),
+            (
+                r#"{"arguments": [{"fields": ["i32"]}]}"#,
+                UnknownKey(Quoted::new("fields")),
+                "$.arguments[0]",
+            ),
+            (
+                r#"{"return": {"struct": ["void"]}}"#,
+                FieldType(Type::Void),
+                "$.return",
+            ),
+        ];
+        for (json, kind, path) in json_cases {
+            let err = json_err(json);
+            assert_eq!(&err.kind, kind, "{json}");
+            assert_eq!(err.at, Position::JsonPath(path.to_string()), "{json}");
+        }
+        let wide = format!(
+            r#"{{"arguments": [{{"struct": [{}]}}]}}"#,
+            vec!["\"u8\""; 10_000].join(",")
+        );
+        assert_eq!(json_err(&wide).kind, TooManyFields { max: 256 });
+        // Nesting deeper than serde_json's own limit is its error, bounded.
+        let deep = format!(
+            r#"{{"return": {}"i32"{}}}"#,
+            r#"{"struct": ["#.repeat(1000),
+            "]}".repeat(1000)
+        );
+        let err = json_err(&deep);
+        assert!(err.to_string().len() < 200, "{err}");
+        let deep = format!(
+            r#"{{"return": {}"i32"{}}}"#,
+            r#"{"struct": ["#.repeat(20),
+            "]}".repeat(20)
+        );
+        assert_eq!(json_err(&deep).kind, StructTooDeep { max: 16 });
     }
 
     #[test]

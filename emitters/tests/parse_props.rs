@@ -7,32 +7,54 @@
 
 mod signature_input;
 
-use jitcall_emitters::{Signature, Type};
+use jitcall_emitters::{Signature, StructType, Type};
 use proptest::prelude::*;
 
-fn arg_type() -> impl Strategy<Value = Type> {
+fn scalars(keep: impl Fn(Type) -> bool) -> impl Strategy<Value = Type> {
     proptest::sample::select(
         Type::ALL
             .iter()
             .copied()
-            .filter(|&t| t != Type::Void)
+            .filter(|&t| keep(t))
             .collect::<Vec<_>>(),
     )
+}
+
+/// Structs of 1–4 fields of any field type, nested up to 3 deep.
+fn struct_type() -> impl Strategy<Value = Type> {
+    let field = scalars(|t| !matches!(t, Type::Void | Type::Buffer));
+    field
+        .prop_recursive(3, 16, 4, |inner| {
+            proptest::collection::vec(inner, 1..5)
+                .prop_map(|fields| Type::Struct(StructType::new(&fields).unwrap()))
+        })
+        .prop_filter("a struct", |t| t.as_struct().is_some())
+}
+
+fn arg_type() -> impl Strategy<Value = Type> {
+    prop_oneof![4 => scalars(|t| t != Type::Void), 1 => struct_type()]
 }
 
 fn ret_type() -> impl Strategy<Value = Type> {
-    proptest::sample::select(
-        Type::ALL
-            .iter()
-            .copied()
-            .filter(|&t| t != Type::Buffer)
-            .collect::<Vec<_>>(),
-    )
+    prop_oneof![4 => scalars(|t| t != Type::Buffer), 1 => struct_type()]
 }
 
+/// Signatures of 0–19 arguments; a quarter variadic, after 1 fixed
+/// argument or more, with promoted variadic arguments.
 fn signature() -> impl Strategy<Value = Signature> {
-    (proptest::collection::vec(arg_type(), 0..20), ret_type())
-        .prop_map(|(args, ret)| Signature { args, ret })
+    (
+        proptest::collection::vec(arg_type(), 0..20),
+        ret_type(),
+        proptest::option::weighted(0.25, any::<proptest::sample::Index>()),
+    )
+        .prop_map(|(args, ret, split)| match split {
+            Some(at) if !args.is_empty() => {
+                let fixed = 1 + at.index(args.len());
+                let rest = args[fixed..].iter().map(|t| t.promoted());
+                Signature::new_variadic(args[..fixed].to_vec(), rest, ret)
+            }
+            _ => Signature::new(args, ret),
+        })
 }
 
 /// Every accepted spelling of `ty`, written out by hand from DESIGN.md's
@@ -57,10 +79,19 @@ fn spellings(ty: Type) -> &'static [&'static str] {
         Type::Pointer => &["pointer", "ptr", "string", "str"],
         Type::Buffer => &["buffer", "arraybuffer"],
         Type::Function => &["function"],
+        Type::Struct(_) => unreachable!("structs are spelled field by field"),
     }
 }
 
+/// `ty` in the text form, with spelling `pick` of its name, in upper case
+/// when `upper`; a struct field by field, its fields spelled in turn.
 fn spell(ty: Type, pick: usize, upper: bool) -> String {
+    if let Type::Struct(layout) = ty {
+        let fields: Vec<String> = (layout.fields().iter().enumerate())
+            .map(|(i, &field)| spell(field, pick + i, upper ^ (i % 2 == 1)))
+            .collect();
+        return format!("{{{}}}", fields.join(","));
+    }
     let names = spellings(ty);
     let name = names[pick % names.len()];
     if upper {
@@ -68,6 +99,28 @@ fn spell(ty: Type, pick: usize, upper: bool) -> String {
     } else {
         name.to_string()
     }
+}
+
+/// `ty` in the JSON form, spelled as [`spell`] does.
+fn spell_json(ty: Type, pick: usize, upper: bool) -> String {
+    match ty {
+        Type::Struct(layout) => {
+            let fields: Vec<String> = (layout.fields().iter().enumerate())
+                .map(|(i, &field)| spell_json(field, pick + i, upper ^ (i % 2 == 1)))
+                .collect();
+            format!(r#"{{"struct":[{}]}}"#, fields.join(","))
+        }
+        scalar => format!("\"{}\"", spell(scalar, pick, upper)),
+    }
+}
+
+/// `items` with `...` before item `at` (after the last when `at` is their
+/// count).
+fn with_ellipsis(mut items: Vec<String>, at: Option<usize>, ellipsis: &str) -> Vec<String> {
+    if let Some(at) = at {
+        items.insert(at, ellipsis.to_string());
+    }
+    items
 }
 
 proptest! {
@@ -84,12 +137,17 @@ proptest! {
 
     #[test]
     fn aliases_and_case_parse_the_same(sig in signature(), picks in proptest::collection::vec((0usize..5, any::<bool>()), 21)) {
-        let names: Vec<String> = sig.args.iter().zip(&picks).map(|(&t, &(p, u))| spell(t, p, u)).collect();
-        let ret = spell(sig.ret, picks[20].0, picks[20].1);
+        let spelled = |f: fn(Type, usize, bool) -> String| -> (Vec<String>, String) {
+            let names = sig.args.iter().zip(&picks).map(|(&t, &(p, u))| f(t, p, u)).collect();
+            (names, f(sig.ret, picks[20].0, picks[20].1))
+        };
+        let (names, ret) = spelled(spell);
+        let names = with_ellipsis(names, sig.variadic, "...");
         let text = format!("({}) -> {ret}", names.join(","));
         prop_assert_eq!(text.parse::<Signature>(), Ok(sig.clone()));
-        let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-        let json = format!(r#"{{"arguments": [{}], "return": "{ret}"}}"#, quoted.join(", "));
+        let (names, ret) = spelled(spell_json);
+        let names = with_ellipsis(names, sig.variadic, "\"...\"");
+        let json = format!(r#"{{"arguments": [{}], "return": {ret}}}"#, names.join(", "));
         prop_assert_eq!(Signature::from_json(&json), Ok(sig));
     }
 
@@ -124,8 +182,7 @@ proptest! {
         edits in proptest::collection::vec((any::<proptest::sample::Index>(), 0u8..3, any::<u8>()), 1..4),
     ) {
         let mut bytes = if json {
-            let names: Vec<String> = sig.args.iter().map(|t| format!("\"{t}\"")).collect();
-            format!(r#"{{"arguments":[{}],"return":"{}"}}"#, names.join(","), sig.ret).into_bytes()
+            sig.to_json().into_bytes()
         } else {
             sig.to_string().into_bytes()
         };

@@ -260,10 +260,7 @@ macro_rules! case {
         };
         Case {
             name: $name,
-            sig: Signature {
-                args: vec![$(<$ty as Param>::TYPE),*],
-                ret: <$ret as Return>::TYPE,
-            },
+            sig: Signature::new(vec![$(<$ty as Param>::TYPE),*], <$ret as Return>::TYPE),
             origin: $origin,
             target,
             slots: vec![$(Param::slot($arg)),*],

@@ -69,12 +69,7 @@ const BASE: u64 = 0x10_0000;
 fn check_accepted(sig: &Signature) {
     let text = sig.to_string();
     assert_eq!(text.parse::<Signature>().as_ref(), Ok(sig), "{text}");
-    let names: Vec<String> = sig.args.iter().map(|t| format!("\"{t}\"")).collect();
-    let json = format!(
-        r#"{{"arguments": [{}], "return": "{}"}}"#,
-        names.join(", "),
-        sig.ret
-    );
+    let json = sig.to_json();
     assert_eq!(Signature::from_json(&json).as_ref(), Ok(sig), "{json}");
 
     // Whatever the limits, classify caps the count at what emitters encode.
