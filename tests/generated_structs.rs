@@ -1,0 +1,250 @@
+//! The generated struct and variadic suite (`fixtures/c/generated_structs.c`,
+//! from `scripts/generate_struct_callees.py`): 320 signatures mixing
+//! scalars with structs by value (nested, padded, odd sizes, HFAs, mixed
+//! eightbytes, structs over 16 bytes, enough arguments to run out of
+//! registers) and 72 variadic call shapes, each with a C oracle that makes
+//! the direct call. Every tier must return what the oracle returns: struct
+//! returns compared field by field, padding excepted.
+
+use std::path::Path;
+use std::process::Command;
+
+use jitcall::{
+    classify, Abi, Entry, Fallback, Function, Options, Signature, StructType, Tier, Type,
+};
+use jitcall_fixtures::{struct_cases, struct_layouts, StructCase};
+
+/// The tier a function must be on: what the probe and the classifier say.
+fn expected_tier(sig: &Signature, options: &Options) -> Tier {
+    if options.force_libffi {
+        return Tier::Libffi(Fallback::Forced);
+    }
+    if let Err(why) = jitcall::jit_status() {
+        return Tier::Libffi(Fallback::JitUnavailable(why));
+    }
+    let abi = Abi::host().expect("the probe succeeded, so the host ABI is supported");
+    match classify(sig, abi, Entry::Packed, &options.limits) {
+        Ok(_) => Tier::Jit,
+        Err(rule) => Tier::Libffi(Fallback::Ineligible(rule)),
+    }
+}
+
+#[test]
+fn generated_struct_c_is_what_the_generator_writes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::env::temp_dir().join(format!("jitcall-structs-{}", std::process::id()));
+    let status = match Command::new("python3")
+        .arg(root.join("scripts/generate_struct_callees.py"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+    {
+        Ok(status) => status,
+        // The generated file is committed; only its freshness needs the
+        // generator, and a machine with just Rust and a C compiler has none.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!(
+                "NOTICE: python3 not found: freshness of fixtures/c/generated_structs.c NOT checked"
+            );
+            return;
+        }
+        Err(e) => panic!("cannot run python3 scripts/generate_struct_callees.py: {e}"),
+    };
+    assert!(status.success(), "the generator failed: {status}");
+    let fresh = std::fs::read_to_string(out.join("generated_structs.c")).unwrap();
+    let committed = std::fs::read_to_string(root.join("fixtures/c/generated_structs.c")).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    assert!(
+        fresh == committed,
+        "fixtures/c/generated_structs.c is stale: run \
+         `python3 scripts/generate_struct_callees.py` and commit it"
+    );
+}
+
+/// The struct type a `{…}` text names.
+fn struct_type(text: &str) -> &'static StructType {
+    let sig: Signature = format!("({text}) -> void").parse().unwrap();
+    sig.args[0].as_struct().expect("a struct")
+}
+
+#[test]
+fn struct_layouts_are_the_c_compilers() {
+    let rows = struct_layouts();
+    assert!(rows.len() >= 200, "{} layouts", rows.len());
+    for row in &rows {
+        let layout = struct_type(row.text);
+        assert_eq!(
+            (layout.size(), layout.align(), layout.offsets()),
+            (row.size, row.align, &row.offsets[..]),
+            "{}",
+            row.text
+        );
+    }
+    println!("{} struct layouts agree with the C compiler's", rows.len());
+}
+
+/// A small deterministic generator of argument bits.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Bits for a scalar of type `ty`: random, with a valid `bool`, and
+/// sometimes an edge value of the width.
+fn scalar_bits(ty: Type, rng: &mut Rng) -> u64 {
+    let r = rng.next();
+    match ty {
+        Type::Bool => r & 1,
+        _ if r % 8 == 0 => [0, u64::MAX, 1 << 63, 0x8000_0000, 0x80][(r >> 8) as usize % 5],
+        _ => r,
+    }
+}
+
+/// The bytes of a struct of type `layout`, every scalar field random and
+/// the padding random too (a callee must not read it).
+fn struct_bytes(layout: &StructType, rng: &mut Rng) -> Vec<u64> {
+    let mut words: Vec<u64> = (0..layout.size().div_ceil(8)).map(|_| rng.next()).collect();
+    let bytes = bytes_of_mut(&mut words);
+    for (offset, ty) in layout.flatten() {
+        let at = offset as usize;
+        let size = ty.size() as usize;
+        bytes[at..at + size].copy_from_slice(&scalar_bits(ty, rng).to_le_bytes()[..size]);
+    }
+    words
+}
+
+fn bytes_of_mut(words: &mut [u64]) -> &mut [u8] {
+    let len = words.len() * 8;
+    // SAFETY: a u64 slice is valid as bytes of 8 times its length, with no
+    // alignment requirement; the borrow covers exactly it.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
+}
+
+/// Argument slots for `sig`, with the struct buffers they point into.
+fn arguments(sig: &Signature, rng: &mut Rng) -> (Vec<u64>, Vec<Vec<u64>>) {
+    let mut buffers = Vec::new();
+    let slots = sig
+        .args
+        .iter()
+        .map(|&ty| match ty {
+            Type::Struct(layout) => {
+                buffers.push(struct_bytes(layout, rng));
+                buffers.last().unwrap().as_ptr() as u64
+            }
+            scalar => scalar_bits(scalar, rng),
+        })
+        .collect();
+    (slots, buffers)
+}
+
+/// The bytes of a return that mean something: a struct's scalar fields,
+/// padding left out; a scalar return's whole slot.
+fn significant(ty: Type, bytes: &[u8]) -> Vec<u8> {
+    match ty {
+        Type::Struct(layout) => layout
+            .flatten()
+            .into_iter()
+            .flat_map(|(offset, field)| {
+                let at = offset as usize;
+                bytes[at..at + field.size() as usize].to_vec()
+            })
+            .collect(),
+        Type::Void => Vec::new(),
+        _ => bytes[..8].to_vec(),
+    }
+}
+
+/// Calls `f` with `slots` through `call_packed`, into a return buffer of
+/// `max(8, size)` bytes and a guard word after it, which must stay as it
+/// was.
+fn call(f: &Function, slots: &[u64]) -> Vec<u8> {
+    let ret = f.signature().ret;
+    let bytes = match ret {
+        Type::Void => 0,
+        Type::Struct(layout) => (layout.size() as usize).max(8),
+        _ => 8,
+    };
+    let mut buffer = vec![0x5a5a_5a5a_5a5a_5a5au64; bytes.div_ceil(8) + 1];
+    // SAFETY: the signature is the callee's; one slot per argument, struct
+    // slots pointing at live buffers of the struct's size; the return
+    // buffer holds max(8, size) bytes.
+    unsafe { f.call_packed(slots.as_ptr(), buffer.as_mut_ptr()) };
+    let all = bytes_of_mut(&mut buffer).to_vec();
+    assert!(
+        all[bytes..].iter().all(|&b| b == 0x5a),
+        "{}: wrote past its return buffer",
+        f.signature()
+    );
+    all[..bytes].to_vec()
+}
+
+fn check_case(case: &StructCase, sig: &Signature, f: &Function, vectors: usize) -> usize {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ case.callee() as u64);
+    for _ in 0..vectors {
+        let (slots, _buffers) = arguments(sig, &mut rng);
+        // SAFETY: one slot per argument, struct slots pointing at live,
+        // aligned buffers of the struct's size.
+        let want = unsafe { case.direct(&slots) };
+        let want_recorded = case.recorded();
+        let got = call(f, &slots);
+        assert_eq!(
+            significant(sig.ret, &got),
+            significant(sig.ret, &want),
+            "{} {sig} on {} with {slots:x?}",
+            case.name(),
+            f.tier()
+        );
+        assert_eq!(
+            case.recorded(),
+            want_recorded,
+            "{} {sig}: the void callee's record",
+            case.name()
+        );
+    }
+    vectors
+}
+
+#[test]
+fn every_generated_struct_and_variadic_signature_agrees_with_its_c_oracle() {
+    let cases = struct_cases();
+    assert!(cases.len() >= 380, "{} cases", cases.len());
+    let (mut calls, mut on_jit, mut variadic) = (0, 0, 0);
+    let tiers = [
+        Options::default(),
+        Options {
+            force_libffi: true,
+            ..Options::default()
+        },
+    ];
+    for case in &cases {
+        let sig = Signature::parse(case.signature_text())
+            .unwrap_or_else(|e| panic!("{}: {e}", case.signature_text()));
+        assert_eq!(sig.to_string(), case.signature_text(), "canonical text");
+        variadic += usize::from(sig.variadic.is_some());
+        for options in &tiers {
+            // SAFETY: the callee has the case's signature and lives as long
+            // as the process.
+            let f = unsafe { Function::with_options(case.callee(), &sig, options) }.unwrap();
+            assert_eq!(
+                f.tier(),
+                expected_tier(&sig, options),
+                "{} {sig}",
+                case.name()
+            );
+            on_jit += usize::from(f.tier() == Tier::Jit);
+            calls += check_case(case, &sig, &f, 6);
+        }
+    }
+    println!(
+        "{} generated signatures ({variadic} variadic; {on_jit} bindings on the JIT tier): \
+         {calls} calls agreed with the C oracle",
+        cases.len()
+    );
+}
