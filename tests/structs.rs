@@ -418,3 +418,39 @@ fn hand_built_variadic_signatures_are_checked_when_bound() {
     let err = unsafe { Function::new(target, &misplaced) }.unwrap_err();
     assert_eq!(err, jitcall::Error::VariadicPosition { fixed: 0, args: 1 });
 }
+
+#[test]
+fn closed_library_struct_returns_are_zeroed_whole() {
+    for options in tiers() {
+        let lib = Library::open(STRUCTS_SO).unwrap();
+        let swap = bind(
+            &lib,
+            "jfdl_pair_swap",
+            "({f32, f32}) -> {f32, f32}",
+            &options,
+        );
+        let mix = bind(
+            &lib,
+            "jfdl_s24_mix",
+            "({i64, f64, i32}, f64, {f32, f32}) -> {i64, f64, i32}",
+            &options,
+        );
+        lib.close();
+        let (pair, s24) = ([0u64; 1], [0u64; 3]);
+        let bytes = call_packed_struct(&swap, &[pair.as_ptr() as u64]);
+        assert!(
+            bytes[..8].iter().all(|&b| b == 0),
+            "{} on {}",
+            swap.signature(),
+            swap.tier()
+        );
+        let slots = [s24.as_ptr() as u64, 0, pair.as_ptr() as u64];
+        let bytes = call_packed_struct(&mix, &slots);
+        assert!(
+            bytes[..24].iter().all(|&b| b == 0),
+            "{} on {}",
+            mix.signature(),
+            mix.tier()
+        );
+    }
+}

@@ -19,8 +19,13 @@
 //! | x29, x30    | frame record                        | frame record, only if a call returns here |
 //!
 //! x16 and x17 are the intra-procedure-call scratch registers and v16 is a
-//! temporary, so a trampoline may clobber them. It writes nothing else:
-//! x18, x19–x28 and d8–d15 keep their values without being saved.
+//! temporary, so a trampoline may clobber them; so are x8–x10, which a
+//! packed entry passing structs uses: x9 holds a struct argument's address
+//! (then, after the call, the return buffer's for a struct return), x10
+//! composes a piece of a struct from its chunks, and x8 takes the return
+//! buffer's address for a struct returned through memory. The trampolines
+//! write nothing else: x18, x19–x28 and d8–d15 keep their values without
+//! being saved.
 //!
 //! # Closed-library check
 //!
@@ -72,7 +77,7 @@
 use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::{Abi, Entry, Guard, Loc, Placement, Plan, Source, Type};
+use crate::{chunks, Abi, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Type};
 
 type Assembler = VecAssembler<Aarch64Relocation>;
 
@@ -100,6 +105,11 @@ const ARGS: u8 = 17;
 /// x17 (ip1): the closed cell's address, from the check at entry to the
 /// closed path (which the slot array's use never reaches).
 const CELL: u8 = 17;
+/// x9: a struct argument's address, then the return buffer's address when
+/// a struct comes back in registers.
+const STRUCT: u8 = 9;
+/// x10: a chunk of a struct piece on its way into its register.
+const CHUNK: u8 = 10;
 /// v16: the FP scratch register for stack arguments.
 const FP_SCRATCH: u8 = 16;
 /// x29: the frame pointer.
@@ -174,8 +184,8 @@ fn check_closed(ops: &mut Assembler, guard: Guard) -> DynamicLabel {
 /// 0 as an integer and as a float, whichever the caller reads.
 fn closed_path(ops: &mut Assembler, plan: &Plan, target: u64, guard: Guard, closed: DynamicLabel) {
     asm!(ops ; =>closed);
-    if plan.entry == Entry::Packed && plan.ret != Type::Void {
-        asm!(ops ; str xzr, [x1]);
+    if plan.entry == Entry::Packed {
+        zero_return(ops, plan.ret);
     }
     asm!(ops
         ; stp x29, x30, [sp, #-16]!
@@ -222,18 +232,77 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: u64) {
         base: SP,
         offset: 0,
     };
+    // Which struct's address x9 holds, so that its pieces load it once.
+    let mut loaded = None;
     for arg in &plan.args {
-        move_arg(ops, arg.ty, locate(arg.from, no_stack), arg.to);
+        match arg.from {
+            Source::Field {
+                slot,
+                offset,
+                bytes,
+            } => {
+                if loaded != Some(slot) {
+                    let slot_at = 8 * slot;
+                    asm!(ops ; ldr X(STRUCT), [X(ARGS), #slot_at]);
+                    loaded = Some(slot);
+                }
+                move_field(ops, arg.ty, offset, bytes, arg.to);
+            }
+            Source::StackAddress(at) => move_address(ops, at, arg.to),
+            from => move_arg(ops, arg.ty, locate(from, no_stack), arg.to),
+        }
+    }
+    // A struct returned through memory goes to the return buffer, whose
+    // address the callee takes in x8.
+    if plan.ret_pass == ReturnPass::Memory {
+        asm!(ops
+            ; ldr x8, [x29, #16]
+        );
     }
 
     call(ops, target);
 
-    // The return value, extended to 64 bits, into *ret.
-    if keeps_ret {
-        asm!(ops
-            ; ldr x1, [x29, #16]
-        );
-        store_return(ops, plan.ret);
+    // The return value into the return buffer: a scalar extended to 64
+    // bits through x1, a struct's pieces through x9.
+    match &plan.ret_pass {
+        ReturnPass::Value if keeps_ret => {
+            asm!(ops
+                ; ldr x1, [x29, #16]
+            );
+            store_return(ops, plan.ret);
+        }
+        ReturnPass::Pieces(pieces) => {
+            asm!(ops
+                ; ldr X(STRUCT), [x29, #16]
+            );
+            for piece in pieces {
+                let (at, reg) = (piece.offset, piece.reg);
+                match piece.ty {
+                    Type::F32 => asm!(ops ; str S(reg), [X(STRUCT), #at]),
+                    Type::F64 => asm!(ops ; str D(reg), [X(STRUCT), #at]),
+                    // The first piece whole: the buffer holds at least 8
+                    // bytes. The second exactly, the next chunk's bits
+                    // shifted down after each store.
+                    _ => {
+                        let bytes = if at == 0 { 8 } else { u32::from(piece.bytes) };
+                        for (rel, size) in chunks(bytes) {
+                            let dst = at + rel;
+                            match size {
+                                8 => asm!(ops ; str X(reg), [X(STRUCT), #dst]),
+                                4 => asm!(ops ; str W(reg), [X(STRUCT), #dst]),
+                                2 => asm!(ops ; strh W(reg), [X(STRUCT), #dst]),
+                                _ => asm!(ops ; strb W(reg), [X(STRUCT), #dst]),
+                            }
+                            if rel + size < bytes {
+                                let shift = 8 * size;
+                                asm!(ops ; lsr X(reg), X(reg), #shift);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ReturnPass::Value | ReturnPass::Memory => {}
     }
 
     release(ops, outgoing);
@@ -345,6 +414,94 @@ fn locate(source: Source, incoming: Memory) -> Value {
             base: incoming.base,
             offset: incoming.offset + off,
         }),
+        Source::Field { .. } | Source::StackAddress(_) => {
+            unreachable!("struct pieces move through move_field and move_address")
+        }
+    }
+}
+
+/// Moves one piece of a struct argument, `bytes` bytes at `offset` in the
+/// struct whose address is in x9, to `to`: an x register
+/// (composed from naturally aligned chunks through x10), a v register
+/// (`ty` `f32` or `f64`), or a stack slot or copy (chunk by chunk through
+/// x16). Every offset is a multiple of its access's size, as the scaled
+/// immediates need, and below StructType::MAX_SIZE and
+/// Limits::EMITTER_MAX_STACK (4,096 bytes), which they reach.
+fn move_field(ops: &mut Assembler, ty: Type, offset: u32, bytes: u8, to: Loc) {
+    match to {
+        Loc::Gp(dst) => {
+            for (rel, size) in chunks(u32::from(bytes)) {
+                let (src, reg) = (offset + rel, if rel == 0 { dst } else { CHUNK });
+                match size {
+                    8 => asm!(ops ; ldr X(reg), [X(STRUCT), #src]),
+                    4 => asm!(ops ; ldr W(reg), [X(STRUCT), #src]),
+                    2 => asm!(ops ; ldrh W(reg), [X(STRUCT), #src]),
+                    _ => asm!(ops ; ldrb W(reg), [X(STRUCT), #src]),
+                }
+                if rel > 0 {
+                    let shift = 8 * rel;
+                    asm!(ops ; orr X(dst), X(dst), X(CHUNK), lsl #shift);
+                }
+            }
+        }
+        Loc::Fp(dst) => match ty {
+            Type::F32 => asm!(ops ; ldr S(dst), [X(STRUCT), #offset]),
+            _ => asm!(ops ; ldr D(dst), [X(STRUCT), #offset]),
+        },
+        Loc::Stack(off) => {
+            for (rel, size) in chunks(u32::from(bytes)) {
+                let (src, dst) = (offset + rel, off + rel);
+                match size {
+                    8 => asm!(ops
+                        ; ldr X(SCRATCH), [X(STRUCT), #src]
+                        ; str X(SCRATCH), [sp, #dst]
+                    ),
+                    4 => asm!(ops
+                        ; ldr W(SCRATCH), [X(STRUCT), #src]
+                        ; str W(SCRATCH), [sp, #dst]
+                    ),
+                    2 => asm!(ops
+                        ; ldrh W(SCRATCH), [X(STRUCT), #src]
+                        ; strh W(SCRATCH), [sp, #dst]
+                    ),
+                    _ => asm!(ops
+                        ; ldrb W(SCRATCH), [X(STRUCT), #src]
+                        ; strb W(SCRATCH), [sp, #dst]
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// Passes the address `at` bytes above sp, where a struct was copied, as
+/// the pointer argument at `to`.
+fn move_address(ops: &mut Assembler, at: u32, to: Loc) {
+    match to {
+        Loc::Gp(dst) => asm!(ops ; add XSP(dst), sp, #at),
+        Loc::Stack(off) => asm!(ops
+            ; add XSP(SCRATCH), sp, #at
+            ; str X(SCRATCH), [sp, #off]
+        ),
+        Loc::Fp(_) => unreachable!("an address travels in a GP register or on the stack"),
+    }
+}
+
+/// Zeroes the packed return buffer at x1: a scalar's slot, or `max(8,
+/// size)` bytes of a struct, in naturally aligned chunks.
+fn zero_return(ops: &mut Assembler, ret: Type) {
+    let bytes = match ret {
+        Type::Void => 0,
+        Type::Struct(layout) => layout.size().max(8),
+        _ => 8,
+    };
+    for (at, size) in chunks(bytes) {
+        match size {
+            8 => asm!(ops ; str xzr, [x1, #at]),
+            4 => asm!(ops ; str wzr, [x1, #at]),
+            2 => asm!(ops ; strh wzr, [x1, #at]),
+            _ => asm!(ops ; strb wzr, [x1, #at]),
+        }
     }
 }
 

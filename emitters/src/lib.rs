@@ -24,7 +24,8 @@ mod signature;
 pub mod x86_64;
 
 pub use classify::{
-    classify, node_gp_cap, Abi, Arg, Entry, Ineligible, Limits, Loc, Plan, Registers, Source,
+    aapcs64, classify, node_gp_cap, sysv64, Abi, Arg, Entry, Ineligible, Limits, Loc, Passing,
+    Plan, Registers, RetPiece, ReturnPass, Source,
 };
 pub use signature::{ParseError, ParseErrorKind, Position, Quoted, Signature, StructType, Type};
 
@@ -36,6 +37,20 @@ pub use signature::{ParseError, ParseErrorKind, Position, Quoted, Signature, Str
 pub struct BufferView {
     pub data: *mut u8,
     pub len: usize,
+}
+
+/// `bytes` bytes from an 8-byte-aligned offset as naturally aligned chunks,
+/// largest first: `(offset within, size)`, sizes 8, 4, 2, 1. Struct pieces
+/// are read and written this way, so that no access goes past the bytes
+/// asked for and every access is aligned to its size.
+pub(crate) fn chunks(bytes: u32) -> impl Iterator<Item = (u32, u32)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let left = bytes - at;
+        let size = [8, 4, 2, 1].into_iter().find(|&size| size <= left)?;
+        at += size;
+        Some((at - size, size))
+    })
 }
 
 /// Where a trampoline is placed and the addresses its code refers to.

@@ -68,13 +68,14 @@
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::{Entry, Guard, Loc, Placement, Plan, Source, Type};
+use crate::{chunks, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Type};
 
 type Ops = VecAssembler<X64Relocation>;
 
 /// Hardware numbers of the GP argument registers, in ABI order.
 const GP_ARGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
 const RAX: u8 = 0;
+const RDX: u8 = 2;
 const RSP: u8 = 4;
 const R10: u8 = 10;
 
@@ -122,8 +123,8 @@ fn emit_closed_path(
     closed: DynamicLabel,
 ) {
     dynasm!(ops ; .arch x64 ; =>closed);
-    if plan.entry == Entry::Packed && plan.ret != Type::Void {
-        dynasm!(ops ; .arch x64 ; mov QWORD [rsi], 0);
+    if plan.entry == Entry::Packed {
+        zero_return(ops, plan.ret);
     }
     dynasm!(ops
         ; .arch x64
@@ -172,18 +173,43 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
     }
     // rdi is an argument register: read the slots through r10.
     dynasm!(ops ; .arch x64 ; mov r10, rdi);
+    // Which struct's address r11 holds, so that its pieces load it once.
+    let mut loaded = None;
     for arg in &plan.args {
-        let Source::Slot(i) = arg.from else {
-            unreachable!("packed plans read slots")
-        };
-        // Slot index below Limits::EMITTER_MAX_ARGS (512): the displacement
-        // is at most 4,088.
-        let slot = Operand::Mem(R10, 8 * i as i32);
-        move_arg(ops, arg.ty, slot, arg.to, 0);
+        match arg.from {
+            Source::Slot(i) => {
+                // Slot index below Limits::EMITTER_MAX_ARGS (512): the
+                // displacement is at most 4,088.
+                let slot = Operand::Mem(R10, 8 * i as i32);
+                move_arg(ops, arg.ty, slot, arg.to, 0);
+            }
+            Source::Field {
+                slot,
+                offset,
+                bytes,
+            } => {
+                if loaded != Some(slot) {
+                    // Slot below Limits::EMITTER_MAX_ARGS (512): the
+                    // displacement fits.
+                    let disp = 8 * slot as i32;
+                    dynasm!(ops ; .arch x64 ; mov r11, QWORD [r10 + disp]);
+                    loaded = Some(slot);
+                }
+                move_field(ops, arg.ty, offset, bytes, arg.to);
+            }
+            Source::StackAddress(_) | Source::Native(_) => {
+                unreachable!("System V packed plans read slots and structs through them")
+            }
+        }
+    }
+    // A struct returned through memory goes to the return buffer, whose
+    // address the callee takes in rdi.
+    if plan.ret_pass == ReturnPass::Memory {
+        dynasm!(ops ; .arch x64 ; mov rdi, rbx);
     }
     set_vector_count(ops, plan);
     branch(ops, base, target, Branch::Call);
-    store_return(ops, plan.ret);
+    store_return(ops, plan);
     if frame > 0 {
         dynasm!(ops ; .arch x64 ; add rsp, frame);
     }
@@ -254,6 +280,70 @@ fn move_arg(ops: &mut Ops, ty: Type, from: Operand, to: Loc, outgoing: i32) {
             // bytes): they fit.
             let disp = outgoing + off as i32;
             dynasm!(ops ; .arch x64 ; mov QWORD [rsp + disp], rax);
+        }
+    }
+}
+
+/// Moves one piece of a struct argument, `bytes` bytes at `offset` in the
+/// struct whose address is in r11, to `to`: a GP register (composed from
+/// naturally aligned chunks through rax), an xmm register (`ty` `f32` or
+/// `f64`), or a stack slot (copied chunk by chunk through rax).
+fn move_field(ops: &mut Ops, ty: Type, offset: u32, bytes: u8, to: Loc) {
+    // Below StructType::MAX_SIZE (4,096): the displacement fits.
+    let at = offset as i32;
+    match to {
+        Loc::Gp(n) => {
+            let dst = GP_ARGS[usize::from(n)];
+            for (rel, size) in chunks(u32::from(bytes)) {
+                let (src, reg) = (at + rel as i32, if rel == 0 { dst } else { RAX });
+                match size {
+                    8 => dynasm!(ops ; .arch x64 ; mov Rq(reg), QWORD [r11 + src]),
+                    4 => dynasm!(ops ; .arch x64 ; mov Rd(reg), DWORD [r11 + src]),
+                    2 => dynasm!(ops ; .arch x64 ; movzx Rd(reg), WORD [r11 + src]),
+                    _ => dynasm!(ops ; .arch x64 ; movzx Rd(reg), BYTE [r11 + src]),
+                }
+                if rel > 0 {
+                    // Chunks after the first go above it: rel is below 8.
+                    let shift = 8 * rel as i8;
+                    dynasm!(ops
+                        ; .arch x64
+                        ; shl rax, shift
+                        ; or Rq(dst), rax
+                    );
+                }
+            }
+        }
+        Loc::Fp(n) => match ty {
+            Type::F32 => dynasm!(ops ; .arch x64 ; movss Rx(n), DWORD [r11 + at]),
+            _ => dynasm!(ops ; .arch x64 ; movsd Rx(n), QWORD [r11 + at]),
+        },
+        Loc::Stack(off) => {
+            for (rel, size) in chunks(u32::from(bytes)) {
+                // Stack offsets are below Limits::EMITTER_MAX_STACK.
+                let (src, dst) = (at + rel as i32, (off + rel) as i32);
+                match size {
+                    8 => dynasm!(ops
+                        ; .arch x64
+                        ; mov rax, QWORD [r11 + src]
+                        ; mov QWORD [rsp + dst], rax
+                    ),
+                    4 => dynasm!(ops
+                        ; .arch x64
+                        ; mov eax, DWORD [r11 + src]
+                        ; mov DWORD [rsp + dst], eax
+                    ),
+                    2 => dynasm!(ops
+                        ; .arch x64
+                        ; movzx eax, WORD [r11 + src]
+                        ; mov WORD [rsp + dst], ax
+                    ),
+                    _ => dynasm!(ops
+                        ; .arch x64
+                        ; movzx eax, BYTE [r11 + src]
+                        ; mov BYTE [rsp + dst], al
+                    ),
+                }
+            }
         }
     }
 }
@@ -385,8 +475,70 @@ fn extend(ops: &mut Ops, ty: Type, width: Width) {
     }
 }
 
-/// Stores the return value to the slot at rbx, widened to 64 bits.
-fn store_return(ops: &mut Ops, ret: Type) {
+/// Stores the return value to the return buffer at rbx: a scalar widened
+/// to 64 bits; a struct's pieces from rax, rdx, xmm0 and xmm1 (the first
+/// piece whole, since the buffer holds at least 8 bytes; the second one
+/// exactly, in naturally aligned chunks). A struct returned through memory
+/// is there already.
+fn store_return(ops: &mut Ops, plan: &Plan) {
+    match &plan.ret_pass {
+        ReturnPass::Value => store_scalar_return(ops, plan.ret),
+        ReturnPass::Memory => {}
+        ReturnPass::Pieces(pieces) => {
+            for piece in pieces {
+                // Below 16: the displacement fits.
+                let at = piece.offset as i32;
+                match piece.ty {
+                    Type::F32 => dynasm!(ops ; .arch x64 ; movss DWORD [rbx + at], Rx(piece.reg)),
+                    Type::F64 => dynasm!(ops ; .arch x64 ; movsd QWORD [rbx + at], Rx(piece.reg)),
+                    _ => {
+                        let src = [RAX, RDX][usize::from(piece.reg)];
+                        let bytes = if at == 0 { 8 } else { u32::from(piece.bytes) };
+                        for (rel, size) in chunks(bytes) {
+                            let dst = at + rel as i32;
+                            match size {
+                                8 => dynasm!(ops ; .arch x64 ; mov QWORD [rbx + dst], Rq(src)),
+                                4 => dynasm!(ops ; .arch x64 ; mov DWORD [rbx + dst], Rd(src)),
+                                2 => dynasm!(ops ; .arch x64 ; mov WORD [rbx + dst], Rw(src)),
+                                _ => dynasm!(ops ; .arch x64 ; mov BYTE [rbx + dst], Rb(src)),
+                            }
+                            // The next chunk, if any, is the bits above.
+                            if rel + size < bytes {
+                                let shift = 8 * size as i8;
+                                dynasm!(ops ; .arch x64 ; shr Rq(src), shift);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Zeroes the packed return buffer at rsi: a scalar's slot, or `max(8,
+/// size)` bytes of a struct, in naturally aligned chunks.
+fn zero_return(ops: &mut Ops, ret: Type) {
+    let bytes = match ret {
+        Type::Void => 0,
+        Type::Struct(layout) => layout.size().max(8),
+        _ => 8,
+    };
+    for (at, size) in chunks(bytes) {
+        // Below StructType::MAX_SIZE (4,096): the displacement fits.
+        let at = at as i32;
+        match size {
+            // A scalar's slot, in the short form.
+            8 if at == 0 => dynasm!(ops ; .arch x64 ; mov QWORD [rsi], 0),
+            8 => dynasm!(ops ; .arch x64 ; mov QWORD [rsi + at], 0),
+            4 => dynasm!(ops ; .arch x64 ; mov DWORD [rsi + at], 0),
+            2 => dynasm!(ops ; .arch x64 ; mov WORD [rsi + at], 0),
+            _ => dynasm!(ops ; .arch x64 ; mov BYTE [rsi + at], 0),
+        }
+    }
+}
+
+/// Stores a scalar return value to the slot at rbx, widened to 64 bits.
+fn store_scalar_return(ops: &mut Ops, ret: Type) {
     match ret {
         Type::Void => {}
         Type::F32 => dynasm!(ops

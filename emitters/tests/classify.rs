@@ -4,7 +4,9 @@
 //! outcome: either the rule that rejects it, or the location of every
 //! argument written as `g<n>` (GP register n), `f<n>` (FP register n) or
 //! `s<off>` (stack slot at byte offset off). Receiver rows write
-//! `incoming>target` for each argument.
+//! `incoming>target` for each argument. A struct argument is one entry
+//! per piece, `slot.offset:bytes>target`, and one passed by reference adds
+//! `&at>target`, the address of its copy.
 
 use jitcall_emitters::{
     classify, Abi, Entry, Ineligible, Limits, Loc, Plan, Signature, Source, Type,
@@ -40,6 +42,13 @@ fn render(plan: &Plan) -> String {
         .map(|a| match a.from {
             Source::Slot(_) => loc(a.to),
             Source::Native(from) => format!("{}>{}", loc(from), loc(a.to)),
+            // Piece `bytes` at `offset` of the struct in slot `slot`.
+            Source::Field {
+                slot,
+                offset,
+                bytes,
+            } => format!("{slot}.{offset}:{bytes}>{}", loc(a.to)),
+            Source::StackAddress(at) => format!("&{at}>{}", loc(a.to)),
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -150,6 +159,30 @@ fn sysv64_table() {
         row("(i16, u16, i8, u8, u32) -> i16", R, N, K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4")),
         row("(f32, f64, i64) -> function", R, N, E(FunctionPointer { index: None })),
         row("(f32, f64, i64) -> function", R, D, K("f0>f0 f1>f1 g1>g0")),
+        // Structs (psABI 3.2.3): an eightbyte with an integer is INTEGER.
+        row("({i32, f32}) -> void", P, D, K("0.0:8>g0")),
+        row("({f64, i64}, i32) -> void", P, D, K("0.0:8>f0 0.8:8>g0 g1")),
+        // Two floats share an SSE eightbyte; a last lone one is 4 bytes.
+        row("({f32, f32, f32}) -> void", P, D, K("0.0:8>f0 0.8:4>f1")),
+        row("({u8, u16, u8}) -> void", P, D, K("0.0:6>g0")),
+        row("({u8, {u8, u8}}, {i64, u8}) -> void", P, D, K("0.0:3>g0 1.0:8>g1 1.8:8>g2")),
+        // Over 16 bytes: MEMORY, copied to the stack in 8-byte pieces.
+        row("({i64, f64, i32}, f64) -> void", P, D, K("0.0:8>s0 0.8:8>s8 0.16:8>s16 f0")),
+        row("({u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8}) -> void", P, D, K("0.0:8>s0 0.8:8>s8 0.16:1>s16")),
+        // Registers run out for the second eightbyte: the whole struct goes
+        // to the stack, and later arguments still take registers.
+        row("(i64, i64, i64, i64, i64, {i64, i64}, i64) -> void", P, D, K("g0 g1 g2 g3 g4 5.0:8>s0 5.8:8>s8 g5")),
+        row("(f64, f64, f64, f64, f64, f64, f64, {f64, f64}, f64) -> void", P, D, K("f0 f1 f2 f3 f4 f5 f6 7.0:8>s0 7.8:8>s8 f7")),
+        // A MEMORY return takes rdi for its address.
+        row("(i32, i32) -> {i64, i64, i64}", P, D, K("g1 g2")),
+        row("(i32) -> {f32, f32}", P, D, K("g0")),
+        // Node has no structs or variadic calls; receiver entries no structs.
+        row("({i32, i32}) -> void", P, N, E(Struct { index: Some(0) })),
+        row("(i32) -> {i32, i32}", P, N, E(Struct { index: None })),
+        row("({i32, i32}) -> void", R, D, E(Struct { index: Some(0) })),
+        row("(pointer, ..., i32, f64) -> i32", P, D, K("g0 g1 f0")),
+        row("(pointer, ..., i32, f64) -> i32", R, D, K("g1>g0 g2>g1 f0>f0")),
+        row("(pointer, ..., i32, f64) -> i32", P, N, E(Variadic)),
     ];
     run(Abi::SysV64, &rows);
 }
@@ -232,6 +265,29 @@ fn aapcs64_table() {
         row("(f32, f64, i64) -> function", R, N, E(FunctionPointer { index: None })),
         row("(f32, f64, i64) -> function", R, D, K("f0>f0 f1>f1 g1>g0")),
         row("(pointer, f32, pointer, f64) -> f32", R, D, K("g1>g0 f0>f0 g2>g1 f1>f1")),
+        // Structs (AAPCS64 6.8.2): an HFA of 1-4 same floats in v registers.
+        row("({f32, f32}) -> void", P, D, K("0.0:4>f0 0.4:4>f1")),
+        row("({f64, {f64, f64}}, f32) -> void", P, D, K("0.0:8>f0 0.8:8>f1 0.16:8>f2 f3")),
+        // Not enough v registers: the HFA goes to the stack and so does
+        // every later float (NSRN = 8).
+        row("(f64, f64, f64, f64, f64, f64, {f64, f64, f64}, f64) -> void", P, D, K("f0 f1 f2 f3 f4 f5 6.0:8>s0 6.8:8>s8 6.16:8>s16 s24")),
+        // Other structs of at most 16 bytes: one or two x registers.
+        row("({i32, f32}) -> void", P, D, K("0.0:8>g0")),
+        row("({u8, u16, u8}, {f32, i32, f64}) -> void", P, D, K("0.0:6>g0 1.0:8>g1 1.8:8>g2")),
+        row("({f32, f32, f32, f32, f32}) -> void", P, D, K("0.0:8>s0 0.8:8>s8 0.16:4>s16 &0>g0")),
+        // Not enough x registers: the struct goes to the stack and so does
+        // every later integer (NGRN = 8).
+        row("(i64, i64, i64, i64, i64, i64, i64, {i64, i64}, i64) -> void", P, D, K("g0 g1 g2 g3 g4 g5 g6 7.0:8>s0 7.8:8>s8 s16")),
+        // Over 16 bytes: copied to the frame above the stack arguments and
+        // passed by reference.
+        row("({i64, f64, i32}, i32) -> void", P, D, K("g1 0.0:8>s0 0.8:8>s8 0.16:8>s16 &0>g0")),
+        row("(i64, i64, i64, i64, i64, i64, i64, i64, {i64, i64, i64}) -> void", P, D, K("g0 g1 g2 g3 g4 g5 g6 g7 8.0:8>s8 8.8:8>s16 8.16:8>s24 &8>s0")),
+        // A memory return's address goes in x8, no argument register.
+        row("(i32, i32) -> {i64, i64, i64}", P, D, K("g0 g1")),
+        row("({i32, i32}) -> void", P, N, E(Struct { index: Some(0) })),
+        row("({i32, i32}) -> void", R, D, E(Struct { index: Some(0) })),
+        row("(pointer, ..., i32, f64) -> i32", P, D, K("g0 g1 f0")),
+        row("(pointer, ..., i32, f64) -> i32", P, N, E(Variadic)),
     ];
     run(Abi::Aapcs64, &rows);
 }

@@ -6,14 +6,20 @@
 //! (where the target expects it). A rejection is an [`Ineligible`] naming the
 //! rule that failed and the numbers involved.
 //!
-//! Both supported ABIs assign arguments the same way: in argument order,
-//! integers and pointers to the next general-purpose register, floats to the
-//! next FP/SIMD register, and anything left over to the next 8-byte stack
-//! slot, in argument order. Only the register counts differ.
+//! Both supported ABIs assign scalar arguments the same way: in argument
+//! order, integers and pointers to the next general-purpose register,
+//! floats to the next FP/SIMD register, and anything left over to the next
+//! 8-byte stack slot, in argument order. Only the register counts differ.
+//! Structs follow each ABI's own rules, in [`sysv64`] and [`aapcs64`]: a
+//! struct argument becomes one move per piece it travels in (an eightbyte,
+//! an HFA member), read through the address its packed slot holds.
 
 use std::fmt;
 
-use crate::signature::{Signature, Type};
+use crate::signature::{Signature, StructType, Type};
+
+pub mod aapcs64;
+pub mod sysv64;
 
 /// A calling convention jitcall emits code for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -196,6 +202,12 @@ impl Limits {
     /// beyond it AArch64's scaled load offsets no longer fit.
     pub const EMITTER_MAX_ARGS: usize = 512;
 
+    /// The most bytes the emitters reserve below a call for the target's
+    /// stack arguments and struct copies: AArch64's `sub sp, sp, #imm` and
+    /// `add xd, sp, #imm` take 12-bit immediates, and 4,080 is the largest
+    /// multiple of 16 they encode.
+    pub const EMITTER_MAX_STACK: u32 = 4080;
+
     /// Node.js's fast-call rules, decision for decision (its
     /// `IsFastCallEligible`, on x86_64 System V and AArch64): at most 8
     /// arguments; no `function` argument or return; buffers and floats not
@@ -251,6 +263,9 @@ pub enum Ineligible {
     Struct { index: Option<usize> },
     /// A variadic call shape, which the limits send to libffi.
     Variadic,
+    /// More bytes of stack arguments and struct copies than
+    /// [`Limits::EMITTER_MAX_STACK`].
+    StackTooLarge { bytes: u32, max: u32 },
 }
 
 impl fmt::Display for Ineligible {
@@ -290,6 +305,10 @@ impl fmt::Display for Ineligible {
                 write!(f, "Struct: a struct as the return type")
             }
             Ineligible::Variadic => f.write_str("Variadic: a variadic call"),
+            Ineligible::StackTooLarge { bytes, max } => write!(
+                f,
+                "StackTooLarge: {bytes} bytes of stack arguments and copies, at most {max}"
+            ),
         }
     }
 }
@@ -307,23 +326,94 @@ pub enum Loc {
     Stack(u32),
 }
 
-/// Where the trampoline finds an argument.
+/// Where the trampoline finds an argument, or a piece of one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
     /// Slot `n` of the packed argument array.
     Slot(u32),
     /// A register or stack slot of the trampoline's own native entry.
     Native(Loc),
+    /// `bytes` bytes (1 to 8) at `offset` in the struct whose address
+    /// packed slot `slot` holds. `offset` is a multiple of 8 or the
+    /// piece's own size, so each piece is read in naturally aligned
+    /// chunks of 8, 4, 2 and 1 bytes, never past the struct.
+    Field { slot: u32, offset: u32, bytes: u8 },
+    /// The address `n` bytes above the stack pointer at the call: a copy
+    /// of a struct the trampoline made there (an AArch64 struct over 16
+    /// bytes, passed by reference).
+    StackAddress(u32),
 }
 
-/// One classified argument.
+/// One move of the trampoline: an argument, or a piece of a struct
+/// argument (its `ty` then says the piece's class: `u64` bits for general
+/// registers and stack copies, `f32` or `f64` for FP registers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Arg {
+    /// Which argument of the signature the move belongs to.
+    pub index: u32,
     pub ty: Type,
     /// Where the trampoline reads it.
     pub from: Source,
     /// Where the target expects it.
     pub to: Loc,
+}
+
+/// How one argument travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Passing {
+    /// A scalar, in its one location.
+    Scalar,
+    /// A struct in general-purpose and FP registers: x86_64 eightbytes by
+    /// class, AArch64 doublewords in x registers.
+    Registers,
+    /// An AArch64 homogeneous floating-point aggregate in consecutive v
+    /// registers.
+    Hfa { count: u8, ty: Type },
+    /// A struct copied whole to the target's stack arguments.
+    Stack,
+    /// A struct copied to the trampoline's frame and passed by its address.
+    Reference,
+}
+
+impl Passing {
+    /// The phrase `describe` and `explain` print.
+    pub fn describe(self, abi: Abi) -> String {
+        match (self, abi) {
+            (Passing::Scalar, _) => "scalar".to_string(),
+            (Passing::Registers, Abi::SysV64) => "eightbytes in registers by class".to_string(),
+            (Passing::Registers, Abi::Aapcs64) => "doublewords in x registers".to_string(),
+            (Passing::Hfa { count, ty }, _) => format!("HFA of {count} {ty}"),
+            (Passing::Stack, Abi::SysV64) => {
+                "copied to the stack (MEMORY, or no registers left)".to_string()
+            }
+            (Passing::Stack, Abi::Aapcs64) => "copied to the stack (no registers left)".to_string(),
+            (Passing::Reference, _) => "copied to the frame, passed by reference".to_string(),
+        }
+    }
+}
+
+/// One piece of a struct return: `bytes` bytes at `offset` of the return
+/// buffer, from return register `reg` of its class (`ty` `u64`: rax, rdx
+/// or x0, x1; `f32`/`f64`: xmm0, xmm1 or v0–v3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RetPiece {
+    pub offset: u32,
+    pub bytes: u8,
+    pub ty: Type,
+    pub reg: u8,
+}
+
+/// How the return value comes back.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReturnPass {
+    /// A scalar in the return register, or nothing for `void`.
+    Value,
+    /// A struct in return registers, a piece each.
+    Pieces(Vec<RetPiece>),
+    /// A struct the callee writes to the address the caller passes: rdi
+    /// (taking the first GP argument register) on x86_64, x8 on AArch64.
+    /// The trampoline passes the packed return buffer.
+    Memory,
 }
 
 /// A signature classified for one ABI and entry kind: the input of the
@@ -332,10 +422,48 @@ pub struct Arg {
 pub struct Plan {
     pub abi: Abi,
     pub entry: Entry,
+    /// The moves, in argument order: one per scalar argument, one per
+    /// piece of a struct argument, and for a struct passed by reference
+    /// its copy's pieces and then its address.
     pub args: Vec<Arg>,
+    /// The signature's argument types.
+    pub arg_types: Vec<Type>,
+    /// How each argument of the signature travels.
+    pub passing: Vec<Passing>,
     pub ret: Type,
-    /// Bytes of stack arguments the target receives (8 per slot).
+    pub ret_pass: ReturnPass,
+    /// Bytes the trampoline reserves below its call: the target's stack
+    /// arguments (8 per slot), then copies of structs passed by reference.
     pub stack_bytes: u32,
+}
+
+/// Where a struct argument goes, as an ABI's rules decide.
+pub(crate) enum StructArg {
+    /// These moves, travelling as the passing says.
+    Moves(Passing, Vec<Arg>),
+    /// Copied to the frame, its address at `pointer`.
+    Reference { pointer: Loc },
+}
+
+/// The moves that copy the struct in packed slot `slot` (argument `index`)
+/// to the stack at `at`: a piece per 8 bytes, the last one shorter.
+pub(crate) fn pieces(layout: &StructType, index: u32, slot: u32, at: u32) -> Vec<Arg> {
+    (0..layout.size().div_ceil(8))
+        .map(|i| {
+            let offset = 8 * i;
+            Arg {
+                index,
+                ty: Type::U64,
+                from: Source::Field {
+                    slot,
+                    offset,
+                    // At most 8, so it fits in a u8.
+                    bytes: (layout.size() - offset).min(8) as u8,
+                },
+                to: Loc::Stack(at + offset),
+            }
+        })
+        .collect()
 }
 
 impl Plan {
@@ -346,26 +474,67 @@ impl Plan {
         self.entry == Entry::Receiver && !self.ret.is_narrow()
     }
 
-    /// A human-readable table: one line per argument, then the return.
+    /// A human-readable table: one line per scalar argument, a line per
+    /// struct argument saying how it travels and a line per piece of it,
+    /// then the return.
     pub fn describe(&self) -> String {
         let mut out = String::new();
-        for (i, arg) in self.args.iter().enumerate() {
+        for arg in &self.args {
+            let i = arg.index;
+            let ty = self.arg_types.get(i as usize).copied().unwrap_or(arg.ty);
+            let first = self.args.iter().position(|a| a.index == i);
+            let how = self
+                .passing
+                .get(i as usize)
+                .copied()
+                .unwrap_or(Passing::Scalar);
+            if how != Passing::Scalar && first == self.args.iter().position(|a| a == arg) {
+                out += &format!("  arg {i:<2} {ty}: {}\n", how.describe(self.abi));
+            }
             let from = match arg.from {
                 Source::Slot(n) => format!("slot {n}"),
                 Source::Native(loc) => self.loc_name(loc, arg.ty, true),
+                Source::Field {
+                    slot,
+                    offset,
+                    bytes,
+                } => format!("slot {slot} +{offset} {bytes}B"),
+                Source::StackAddress(off) => format!("&[out+{off}]"),
             };
             let to = self.loc_name(arg.to, arg.ty, false);
-            out += &format!("  arg {i:<2} {:<8} {from:>10} -> {to}\n", arg.ty.name());
+            let label = if how == Passing::Scalar {
+                format!("{:<8}", ty.to_string())
+            } else {
+                format!("  {:<6}", arg.ty.name())
+            };
+            out += &format!("  arg {i:<2} {label} {from:>16} -> {to}\n");
         }
-        let ret = match self.ret {
-            Type::Void => "nothing".to_string(),
-            ty if ty.is_float() => self.abi.fp_name(0, ty).to_string(),
-            ty => {
+        let ret = match (&self.ret_pass, self.ret) {
+            (_, Type::Void) => "nothing".to_string(),
+            (ReturnPass::Memory, _) => match self.abi {
+                Abi::SysV64 => "through memory at the return buffer (rdi, returned in rax)",
+                Abi::Aapcs64 => "through memory at the return buffer (x8)",
+            }
+            .to_string(),
+            (ReturnPass::Pieces(pieces), _) => pieces
+                .iter()
+                .map(|p| {
+                    let reg = match (p.ty, self.abi) {
+                        (Type::U64, Abi::SysV64) => ["rax", "rdx"][usize::from(p.reg)],
+                        (Type::U64, Abi::Aapcs64) => ["x0", "x1"][usize::from(p.reg)],
+                        (ty, abi) => abi.fp_name(p.reg, ty),
+                    };
+                    format!("{reg} -> +{} {}B", p.offset, p.bytes)
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            (ReturnPass::Value, ty) if ty.is_float() => self.abi.fp_name(0, ty).to_string(),
+            (ReturnPass::Value, ty) => {
                 let narrowed = if ty.is_narrow() { " (narrowed)" } else { "" };
                 self.abi.ret_gp_name(ty).to_string() + narrowed
             }
         };
-        out += &format!("  return   {:<8} {ret}", self.ret.name());
+        out += &format!("  return   {:<8} {ret}", self.ret.to_string());
         if self.tail_calls() {
             out += ", tail call";
         }
@@ -401,6 +570,33 @@ struct Assigner {
 }
 
 impl Assigner {
+    fn gp_free(&self) -> usize {
+        self.gp_max.saturating_sub(self.gp)
+    }
+
+    fn fp_free(&self) -> usize {
+        self.fp_max.saturating_sub(self.fp)
+    }
+
+    /// No later argument takes a GP register (AAPCS64 C.13).
+    fn exhaust_gp(&mut self) {
+        self.gp = self.gp_max;
+    }
+
+    /// No later argument takes an FP register (AAPCS64 C.3).
+    fn exhaust_fp(&mut self) {
+        self.fp = self.fp_max;
+    }
+
+    /// Stack space for a struct of `size` bytes aligned to `align`: its
+    /// offset, at a multiple of 8 (and of the alignment), the space rounded
+    /// up to 8 bytes.
+    fn stack_area(&mut self, size: u32, align: u32) -> u32 {
+        let at = self.stack.next_multiple_of(align.max(8));
+        self.stack = at + size.next_multiple_of(8);
+        at
+    }
+
     fn new(abi: Abi, gp_used: usize) -> Assigner {
         Assigner {
             gp: gp_used,
@@ -474,8 +670,8 @@ pub fn classify(
     if !limits.variadic && sig.variadic.is_some() {
         return Err(Ineligible::Variadic);
     }
-    // Structs take no fast path yet.
-    let takes_structs = false;
+    // A receiver entry is for JS engines' JITs, which pass no structs.
+    let takes_structs = limits.structs && entry == Entry::Packed;
     if !takes_structs && sig.ret.as_struct().is_some() {
         return Err(Ineligible::Struct { index: None });
     }
@@ -502,11 +698,28 @@ pub fn classify(
     }
 
     let receiver = usize::from(entry == Entry::Receiver);
-    let gp_args = sig.args.iter().filter(|t| !t.is_float()).count();
-    let fp_need = n - gp_args;
+    // Registers each argument asks for, GP and FP; `None` for a struct that
+    // goes to the stack wherever registers are free.
+    let needs: Vec<Option<(usize, usize)>> = sig
+        .args
+        .iter()
+        .map(|&ty| match (ty, abi) {
+            (Type::Struct(layout), Abi::SysV64) => sysv64::register_needs(layout),
+            (Type::Struct(layout), Abi::Aapcs64) => aapcs64::register_needs(layout),
+            (ty, _) if ty.is_float() => Some((0, 1)),
+            _ => Some((1, 0)),
+        })
+        .collect();
+    let gp_args: usize = needs.iter().flatten().map(|&(gp, _)| gp).sum();
+    let fp_need: usize = needs.iter().flatten().map(|&(_, fp)| fp).sum();
     let gp_rule = match limits.registers {
         Registers::Any => None,
-        Registers::Only => Some((receiver + gp_args, abi.gp_regs())),
+        Registers::Only => {
+            if let Some(index) = needs.iter().position(Option::is_none) {
+                return Err(Ineligible::Struct { index: Some(index) });
+            }
+            Some((receiver + gp_args, abi.gp_regs()))
+        }
         Registers::Node => Some((
             gp_args + usize::from(buffer.is_some()),
             node_gp_cap(abi, buffer.is_some()),
@@ -524,27 +737,74 @@ pub fn classify(
         }
     }
 
-    let mut target = Assigner::new(abi, 0);
+    let ret_pass = match (sig.ret, abi) {
+        (Type::Struct(layout), Abi::SysV64) => sysv64::struct_return(layout),
+        (Type::Struct(layout), Abi::Aapcs64) => aapcs64::struct_return(layout),
+        _ => ReturnPass::Value,
+    };
+    // A memory return's address takes rdi on x86_64 (x8 on AArch64 is no
+    // argument register).
+    let hidden = usize::from(ret_pass == ReturnPass::Memory && abi == Abi::SysV64);
+    let mut target = Assigner::new(abi, hidden);
     let mut incoming = Assigner::new(abi, receiver);
-    let args = sig
-        .args
-        .iter()
-        .enumerate()
-        .map(|(i, &ty)| Arg {
-            ty,
-            from: match entry {
-                // At most `max_args` arguments, far below u32::MAX.
-                Entry::Packed => Source::Slot(i as u32),
+    let (mut args, mut passing, mut references) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, &ty) in sig.args.iter().enumerate() {
+        // At most `max_args` arguments, far below u32::MAX.
+        let index = i as u32;
+        let Type::Struct(layout) = ty else {
+            let from = match entry {
+                Entry::Packed => Source::Slot(index),
                 Entry::Receiver => Source::Native(incoming.next(ty)),
-            },
-            to: target.next(ty),
-        })
-        .collect();
+            };
+            args.push(Arg {
+                index,
+                ty,
+                from,
+                to: target.next(ty),
+            });
+            passing.push(Passing::Scalar);
+            continue;
+        };
+        let placed = match abi {
+            Abi::SysV64 => sysv64::struct_arg(layout, index, index, &mut target),
+            Abi::Aapcs64 => aapcs64::struct_arg(layout, index, index, &mut target),
+        };
+        match placed {
+            StructArg::Moves(how, moves) => {
+                args.extend(moves);
+                passing.push(how);
+            }
+            StructArg::Reference { pointer } => {
+                references.push((index, layout, pointer));
+                passing.push(Passing::Reference);
+            }
+        }
+    }
+    // Copies of structs passed by reference go above the stack arguments.
+    let mut frame = target.stack;
+    for (index, layout, pointer) in references {
+        let at = frame.next_multiple_of(layout.align().max(8));
+        args.extend(pieces(layout, index, index, at));
+        args.push(Arg {
+            index,
+            ty: Type::Pointer,
+            from: Source::StackAddress(at),
+            to: pointer,
+        });
+        frame = at + layout.size().next_multiple_of(8);
+    }
+    let max = Limits::EMITTER_MAX_STACK;
+    if frame.next_multiple_of(16) > max {
+        return Err(Ineligible::StackTooLarge { bytes: frame, max });
+    }
     Ok(Plan {
         abi,
         entry,
         args,
+        arg_types: sig.args.clone(),
+        passing,
         ret: sig.ret,
-        stack_bytes: target.stack,
+        ret_pass,
+        stack_bytes: frame,
     })
 }
