@@ -299,7 +299,15 @@ fn loops<'a>(case: &'a Case, jit: &'a Function, libffi: &'a Function) -> Vec<Opt
             // and are valid for the target.
             last = black_box(unsafe { jit.call(black_box(&case.values)) });
         }
-        last.map_or(POISON, |value| value.as_slot())
+        last.map_or(POISON, |value| match value {
+            // The benchmark's structs are 8 bytes: the packed image.
+            Value::Struct(s) => s
+                .bytes()
+                .iter()
+                .rev()
+                .fold(0, |v, &b| v << 8 | u64::from(b)),
+            scalar => scalar.as_slot(),
+        })
     });
     vec![
         Some(direct),

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-const SIGNATURES: [&str; 21] = [
+const SIGNATURES: [&str; 23] = [
     "add-i8",
     "add-u8",
     "add-i16",
@@ -21,9 +21,11 @@ const SIGNATURES: [&str; 21] = [
     "identity-i32",
     "pointer-null",
     "buffer-sum",
+    "pair-swap",
     "getpid",
     "strlen",
     "cos",
+    "div",
 ];
 
 const PATHS: [&str; 6] = [

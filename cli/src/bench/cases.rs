@@ -16,7 +16,7 @@ use jitcall::{BufferView, Function, Library, Options, Signature, Type, Value};
 /// target on each call path.
 pub trait Param: Copy {
     /// The signature type.
-    const TYPE: Type;
+    fn ty() -> Type;
     /// What the target receives.
     type Native: Copy;
     /// What the receiver entry takes: 8- and 16-bit integers and `bool`
@@ -35,7 +35,7 @@ pub trait Param: Copy {
 /// A return type of a benchmarked signature.
 pub trait Return: Copy {
     /// The signature type.
-    const TYPE: Type;
+    fn ty() -> Type;
     /// The packed-entry encoding of a returned value.
     fn slot(self) -> u64;
 }
@@ -43,7 +43,9 @@ pub trait Return: Copy {
 macro_rules! scalar_param {
     ($($ty:ty => $variant:ident, $widened:ty, $slot:expr;)*) => {$(
         impl Param for $ty {
-            const TYPE: Type = Type::$variant;
+            fn ty() -> Type {
+                Type::$variant
+            }
             type Native = $ty;
             type Widened = $widened;
             fn native(self) -> $ty {
@@ -62,7 +64,9 @@ macro_rules! scalar_param {
         }
 
         impl Return for $ty {
-            const TYPE: Type = Type::$variant;
+            fn ty() -> Type {
+                Type::$variant
+            }
             fn slot(self) -> u64 {
                 Param::slot(self)
             }
@@ -85,7 +89,9 @@ scalar_param! {
 }
 
 impl Param for *mut c_void {
-    const TYPE: Type = Type::Pointer;
+    fn ty() -> Type {
+        Type::Pointer
+    }
     type Native = *mut c_void;
     type Widened = *mut c_void;
     fn native(self) -> *mut c_void {
@@ -103,25 +109,114 @@ impl Param for *mut c_void {
 }
 
 impl Return for *mut c_void {
-    const TYPE: Type = Type::Pointer;
+    fn ty() -> Type {
+        Type::Pointer
+    }
     fn slot(self) -> u64 {
         self as u64
     }
 }
 
 impl Return for () {
-    const TYPE: Type = Type::Void;
+    fn ty() -> Type {
+        Type::Void
+    }
     fn slot(self) -> u64 {
         0
     }
 }
+
+/// Two floats by value: `{f32, f32}`, one SSE eightbyte on x86_64 and an
+/// HFA on AArch64.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pair {
+    x: f32,
+    y: f32,
+}
+
+/// C's `div_t`: `{i32, i32}`, one INTEGER eightbyte or one x register.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DivT {
+    quot: i32,
+    rem: i32,
+}
+
+/// A struct of the benchmark: its fields' types and its 8 bytes.
+trait Struct8: Copy {
+    const FIELDS: [Type; 2];
+    fn bytes(self) -> [u8; 8];
+}
+
+impl Struct8 for Pair {
+    const FIELDS: [Type; 2] = [Type::F32, Type::F32];
+    fn bytes(self) -> [u8; 8] {
+        let (x, y) = (self.x.to_ne_bytes(), self.y.to_ne_bytes());
+        [x[0], x[1], x[2], x[3], y[0], y[1], y[2], y[3]]
+    }
+}
+
+impl Struct8 for DivT {
+    const FIELDS: [Type; 2] = [Type::I32, Type::I32];
+    fn bytes(self) -> [u8; 8] {
+        let (q, r) = (self.quot.to_ne_bytes(), self.rem.to_ne_bytes());
+        [q[0], q[1], q[2], q[3], r[0], r[1], r[2], r[3]]
+    }
+}
+
+fn struct8_type<S: Struct8>() -> &'static jitcall::StructType {
+    jitcall::StructType::new(&S::FIELDS).expect("two scalar fields make a struct")
+}
+
+macro_rules! struct8 {
+    ($($ty:ty),*) => {$(
+        impl Param for $ty {
+            fn ty() -> Type {
+                Type::Struct(struct8_type::<$ty>())
+            }
+            type Native = $ty;
+            // Receiver entries take no structs: never called.
+            type Widened = $ty;
+            fn native(self) -> $ty {
+                self
+            }
+            fn widened(self) -> $ty {
+                self
+            }
+            /// The address of a copy that lives as long as the process,
+            /// as a struct's slot must hold.
+            fn slot(self) -> u64 {
+                Box::leak(Box::new(self)) as *const $ty as u64
+            }
+            fn value(self) -> Value {
+                let bytes = Struct8::bytes(self);
+                Value::Struct(jitcall::StructValue::from_bytes(struct8_type::<$ty>(), &bytes).expect("8 bytes"))
+            }
+        }
+
+        impl Return for $ty {
+            fn ty() -> Type {
+                Type::Struct(struct8_type::<$ty>())
+            }
+            /// An 8-byte struct fills the return buffer's one slot.
+            fn slot(self) -> u64 {
+                u64::from_ne_bytes(Struct8::bytes(self))
+            }
+        }
+    )*};
+}
+
+struct8!(Pair, DivT);
 
 /// A `buffer` argument: the target receives the view's `data`.
 #[derive(Clone, Copy)]
 pub struct Buffer(&'static BufferView);
 
 impl Param for Buffer {
-    const TYPE: Type = Type::Buffer;
+    fn ty() -> Type {
+        Type::Buffer
+    }
     type Native = *mut u8;
     type Widened = *const BufferView;
     fn native(self) -> *mut u8 {
@@ -260,7 +355,7 @@ macro_rules! case {
         };
         Case {
             name: $name,
-            sig: Signature::new(vec![$(<$ty as Param>::TYPE),*], <$ret as Return>::TYPE),
+            sig: Signature::new(vec![$(<$ty as Param>::ty()),*], <$ret as Return>::ty()),
             origin: $origin,
             target,
             slots: vec![$(Param::slot($arg)),*],
@@ -357,6 +452,12 @@ extern "C" fn mixed_12(
 #[inline(never)]
 extern "C" fn noop() {}
 
+/// Swaps a pair of floats passed and returned by value.
+#[inline(never)]
+extern "C" fn pair_swap(p: Pair) -> Pair {
+    Pair { x: p.y, y: p.x }
+}
+
 /// Returns its argument.
 #[inline(never)]
 extern "C" fn identity_i32(x: i32) -> i32 {
@@ -425,8 +526,10 @@ pub fn table() -> Result<Vec<Case>, String> {
         case!("identity-i32", identity_i32(x: i32 = -42) -> i32),
         case!("pointer-null", is_null(p: *mut c_void = null) -> bool),
         case!("buffer-sum", buffer_sum(b: Buffer = Buffer(view), n: u64 = BUFFER_LEN as u64) -> u64),
+        case!("pair-swap", pair_swap(p: Pair = Pair { x: 1.5, y: -2.25 }) -> Pair),
         case!("getpid", libc."getpid"() -> i32),
         case!("strlen", libc."strlen"(s: *mut c_void = string) -> u64),
         case!("cos", libm."cos"(x: f64 = 0.5) -> f64),
+        case!("div", libc."div"(n: i32 = 7_000_001, d: i32 = 97) -> DivT),
     ])
 }
