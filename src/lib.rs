@@ -22,6 +22,36 @@
 //! [`jit_available`] is the one-time, cached probe of whether the process
 //! may create executable memory; `JITCALL_DISABLE_JIT=1` forces libffi.
 //!
+//! Structs pass and return by value, and variadic functions bind one call
+//! shape at a time:
+//!
+//! ```
+//! use jitcall::{Library, Value};
+//!
+//! let libc = Library::this_process()?;
+//! let div = libc.function("div", &"(i32, i32) -> {i32, i32}".parse()?)?;
+//! // SAFETY: div(int, int) returns div_t { int quot; int rem; }.
+//! let Value::Struct(q) = (unsafe { div.call(&[Value::I32(7), Value::I32(2)])? }) else {
+//!     unreachable!("a struct return")
+//! };
+//! assert_eq!((q.field(0), q.field(1)), (Value::I32(3), Value::I32(1)));
+//!
+//! let sig = "(pointer, u64, pointer, ..., i32, f64) -> i32".parse()?;
+//! let snprintf = libc.function("snprintf", &sig)?;
+//! let mut buf = [0u8; 16];
+//! let args = [
+//!     Value::Pointer(buf.as_mut_ptr().cast()),
+//!     Value::U64(16),
+//!     Value::Pointer(c"%d %.2f".as_ptr().cast_mut().cast()),
+//!     Value::I32(7),
+//!     Value::F64(2.5),
+//! ];
+//! // SAFETY: the format reads an int and a double into 16 bytes.
+//! assert_eq!(unsafe { snprintf.call(&args)? }, Value::I32(6));
+//! assert_eq!(&buf[..7], b"7 2.50\0");
+//! # Ok::<(), jitcall::Error>(())
+//! ```
+//!
 //! # Examples
 //!
 //! ```
