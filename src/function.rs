@@ -512,7 +512,7 @@ pub(crate) fn bind_batch(
             for &(plan, target) in &pieces {
                 let placement = Placement {
                     base: base + at as u64,
-                    target,
+                    target: jitcall_emitters::Target::Known(target),
                     guard,
                 };
                 let code = emit(plan, &placement);

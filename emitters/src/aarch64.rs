@@ -53,8 +53,8 @@
 //!
 //! ```text
 //!   caller's sp -> +-------------------+  16-byte aligned
-//!                  | padding           |  x29 + 24  \ packed entry with a
-//!                  | ret               |  x29 + 16  / return value only
+//!                  | target or padding |  x29 + 24  \ packed entry with a return
+//!                  | ret               |  x29 + 16  / value or a target as data
 //!                  | saved x30 (lr)    |  x29 + 8
 //!                  | saved x29 (fp)    |  x29 + 0   <- x29
 //!                  +-------------------+
@@ -77,7 +77,7 @@
 use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::{chunks, Abi, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Type};
+use crate::{chunks, Abi, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Target, Type};
 
 type Assembler = VecAssembler<Aarch64Relocation>;
 
@@ -152,17 +152,84 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     debug_assert_eq!(plan.abi, Abi::Aapcs64, "a plan for another ABI");
     let mut ops = Assembler::new(0);
     let closed = at.guard.map(|guard| check_closed(&mut ops, guard));
-    let target = at.target;
-    match plan.entry {
-        Entry::Packed => packed(&mut ops, plan, target),
-        Entry::Receiver if plan.tail_calls() => receiver_tail_call(&mut ops, plan, target),
-        Entry::Receiver => receiver_call(&mut ops, plan, target),
+    match (plan.entry, at.target) {
+        (Entry::Packed, target) => packed(&mut ops, plan, target),
+        (Entry::Receiver, Target::Known(target)) if plan.tail_calls() => {
+            receiver_tail_call(&mut ops, plan, target)
+        }
+        (Entry::Receiver, Target::Known(target)) => receiver_call(&mut ops, plan, target),
+        (Entry::Receiver, Target::Argument) => {
+            panic!("a receiver entry calls a known target: it has no argument to spare")
+        }
     }
     if let (Some(label), Some(guard)) = (closed, at.guard) {
-        closed_path(&mut ops, plan, target, guard, label);
+        closed_path(&mut ops, plan, at.target, guard, label);
     }
     ops.finalize()
         .expect("every branch goes to a label defined in the same trampoline")
+}
+
+/// The register-file stub: `(file, target, ret)` in x0, x1, x2 (see
+/// [`register_file`](crate::register_file)). It builds a frame record,
+/// keeps `ret` in x19 and the target in x20 (both saved in the frame),
+/// reads the file through x9, reserves the stack block rounded up to 16
+/// bytes below the record and copies it there a word at a time through
+/// x12–x14, loads d0–d7, x8 and x0–x7, calls, and stores x0, x1 and d0–d3.
+///
+/// ```text
+///   caller's sp ->  saved x19, x20     x29 + 16
+///                   saved x29, x30     <- x29
+///                   stack block        rounded up to 16 bytes
+///             sp ->
+/// ```
+pub fn emit_register_file() -> Vec<u8> {
+    use crate::register_file::offset::{EXTRA, FP, GP, STACK, STACK_WORDS};
+    let mut ops = Assembler::new(0);
+    asm!(ops
+        ; stp x29, x30, [sp, #-32]!
+        ; mov x29, sp
+        ; stp x19, x20, [sp, #16]
+        ; mov x19, x2
+        ; mov x20, x1
+        ; mov x9, x0
+        // The stack block: x10 words, rounded up to an even count.
+        ; ldr x10, [x9, #STACK_WORDS]
+        ; add x11, x10, #1
+        ; and x11, x11, #0xfffffffffffffffe
+        ; lsl x11, x11, #3
+        ; sub sp, sp, x11
+        ; ldr x12, [x9, #STACK]
+        ; mov x13, sp
+        ; cbz x10, >copied
+        ; copy:
+        ; ldr x14, [x12], #8
+        ; str x14, [x13], #8
+        ; subs x10, x10, #1
+        ; b.ne <copy
+        ; copied:
+    );
+    // The file is 152 bytes: the pair offsets fit ldp's scaled immediate.
+    for pair in 0..4u8 {
+        let (a, b, at) = (2 * pair, 2 * pair + 1, (FP + 16 * u32::from(pair)) as i32);
+        asm!(ops ; ldp D(a), D(b), [x9, #at]);
+    }
+    asm!(ops ; ldr x8, [x9, #EXTRA]);
+    for pair in 0..4u8 {
+        let (a, b, at) = (2 * pair, 2 * pair + 1, (GP + 16 * u32::from(pair)) as i32);
+        asm!(ops ; ldp X(a), X(b), [x9, #at]);
+    }
+    asm!(ops
+        ; blr x20
+        ; stp x0, x1, [x19]
+        ; stp d0, d1, [x19, #16]
+        ; stp d2, d3, [x19, #32]
+        ; mov sp, x29
+        ; ldp x19, x20, [x29, #16]
+        ; ldp x29, x30, [sp], #32
+        ; ret
+    );
+    ops.finalize()
+        .expect("the register-file stub's branches go to its own labels")
 }
 
 /// Loads the library's closed cell and branches to the returned label,
@@ -182,7 +249,13 @@ fn check_closed(ops: &mut Assembler, guard: Guard) -> DynamicLabel {
 /// registers untouched but x16 and x17 (the cell): store 0 to the packed
 /// return slot, call `on_closed(cell, target)` from a frame record, return
 /// 0 as an integer and as a float, whichever the caller reads.
-fn closed_path(ops: &mut Assembler, plan: &Plan, target: u64, guard: Guard, closed: DynamicLabel) {
+fn closed_path(
+    ops: &mut Assembler,
+    plan: &Plan,
+    target: Target,
+    guard: Guard,
+    closed: DynamicLabel,
+) {
     asm!(ops ; =>closed);
     if plan.entry == Entry::Packed {
         zero_return(ops, plan.ret);
@@ -192,7 +265,10 @@ fn closed_path(ops: &mut Assembler, plan: &Plan, target: u64, guard: Guard, clos
         ; mov x29, sp
         ; mov x0, X(CELL)
     );
-    load_address(ops, 1, target);
+    match target {
+        Target::Known(target) => load_address(ops, 1, target),
+        Target::Argument => asm!(ops ; mov x1, x2),
+    }
     call(ops, guard.on_closed);
     asm!(ops
         ; ldp x29, x30, [sp], #16
@@ -203,22 +279,33 @@ fn closed_path(ops: &mut Assembler, plan: &Plan, target: u64, guard: Guard, clos
 }
 
 /// `unsafe extern "C" fn(args: *const u64, ret: *mut u64)`.
-fn packed(ops: &mut Assembler, plan: &Plan, target: u64) {
+fn packed(ops: &mut Assembler, plan: &Plan, target: Target) {
     let keeps_ret = plan.ret != Type::Void;
     let outgoing = outgoing_bytes(plan);
 
-    // Frame record; `ret` kept above it, in the frame, across the call.
-    if keeps_ret {
+    // Frame record; `ret` kept above it, in the frame, across the call, and
+    // a target passed as data beside it.
+    let record: u32 = if keeps_ret || target == Target::Argument {
+        32
+    } else {
+        16
+    };
+    if record == 32 {
         asm!(ops
             ; stp x29, x30, [sp, #-32]!
             ; mov x29, sp
-            ; str x1, [x29, #16]
         );
     } else {
         asm!(ops
             ; stp x29, x30, [sp, #-16]!
             ; mov x29, sp
         );
+    }
+    if keeps_ret {
+        asm!(ops ; str x1, [x29, #16]);
+    }
+    if target == Target::Argument {
+        asm!(ops ; str x2, [x29, #24]);
     }
     reserve(ops, outgoing);
 
@@ -260,7 +347,13 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: u64) {
         );
     }
 
-    call(ops, target);
+    match target {
+        Target::Known(target) => call(ops, target),
+        Target::Argument => asm!(ops
+            ; ldr X(CALLEE), [x29, #24]
+            ; blr X(CALLEE)
+        ),
+    }
 
     // The return value into the return buffer: a scalar extended to 64
     // bits through x1, a struct's pieces through x9.
@@ -306,7 +399,7 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: u64) {
     }
 
     release(ops, outgoing);
-    if keeps_ret {
+    if record == 32 {
         asm!(ops
             ; ldp x29, x30, [sp], #32
             ; ret

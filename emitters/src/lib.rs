@@ -17,9 +17,11 @@
 //! libffi fallback and the `Function` API.
 
 pub mod aarch64;
+pub mod baked;
 mod classify;
 #[cfg(feature = "disasm")]
 pub mod disasm;
+pub mod register_file;
 mod signature;
 pub mod x86_64;
 
@@ -53,6 +55,25 @@ pub(crate) fn chunks(bytes: u32) -> impl Iterator<Item = (u32, u32)> {
     })
 }
 
+/// How a trampoline reaches the function it calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// The function at this address, known when the code is emitted: a
+    /// direct branch where it is in reach.
+    Known(u64),
+    /// The function whose address comes at run time as a third argument:
+    /// the code is a shape stub, [`ShapeFn`]-typed, shared by every
+    /// function of its shape. Only the packed entry takes it.
+    Argument,
+}
+
+/// A shape stub: the packed entry of a shape, `unsafe extern "C" fn(args,
+/// ret, target)`, the target passed as data (see [`Target::Argument`]).
+/// Its code does not depend on where it is placed, so it can be compiled
+/// in at build time.
+pub type ShapeFn =
+    unsafe extern "C" fn(args: *const u64, ret: *mut u64, target: *const std::ffi::c_void);
+
 /// Where a trampoline is placed and the addresses its code refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
@@ -60,7 +81,7 @@ pub struct Placement {
     /// the reach of direct branches: the code must run there exactly.
     pub base: u64,
     /// The function the trampoline calls.
-    pub target: u64,
+    pub target: Target,
     /// A closed-library check at entry, for functions bound from a library
     /// that can be closed.
     pub guard: Option<Guard>,
@@ -71,7 +92,16 @@ impl Placement {
     pub const fn at(base: u64, target: u64) -> Placement {
         Placement {
             base,
-            target,
+            target: Target::Known(target),
+            guard: None,
+        }
+    }
+
+    /// A shape stub (the target an argument), placed anywhere, no guard.
+    pub const fn shape() -> Placement {
+        Placement {
+            base: 0,
+            target: Target::Argument,
             guard: None,
         }
     }
@@ -108,9 +138,10 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
 /// instruction sequence.
 const WORST_ADDRESS: u64 = 0x7111_2222_3333_4444;
 
-/// An upper bound on `emit(plan, at).len()` for every placement `at`, with
-/// a guard or without: the size with every address out of direct-branch
-/// reach.
+/// An upper bound on `emit(plan, at).len()` for every placement `at` with a
+/// known target, with a guard or without: the size with every address out
+/// of direct-branch reach. (A shape stub's size does not depend on where
+/// it goes: emit it once and use its length.)
 pub fn emit_bound(plan: &Plan, guarded: bool) -> usize {
     let guard = guarded.then_some(Guard {
         cell: WORST_ADDRESS,
@@ -118,7 +149,7 @@ pub fn emit_bound(plan: &Plan, guarded: bool) -> usize {
     });
     let worst = Placement {
         base: 0,
-        target: WORST_ADDRESS,
+        target: Target::Known(WORST_ADDRESS),
         guard,
     };
     emit(plan, &worst).len()

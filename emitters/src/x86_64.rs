@@ -13,7 +13,8 @@
 //! | rax                 | scratch for stack args; `al` = vector registers used at the branch; return | the same |
 //! | r11                 | the closed cell (guarded); a target out of rel32 reach | the same |
 //!
-//! Packed entry frame (`F` = the target's stack arguments rounded up to 16):
+//! Packed entry frame (`F` = the target's stack arguments rounded up to 16,
+//! plus 8 bytes for a target passed as data, rounded up again):
 //!
 //! ```text
 //!           +------------------+
@@ -21,11 +22,18 @@
 //!           +------------------+
 //!           | saved rbx        |  rsp+F     rsp % 16 == 0 after the push
 //!           +------------------+
+//!           | target (shape)   |  rsp+F-8   a shape stub's third argument
+//!           | …                |
 //!           | stack arg n      |
 //!           | …                |
 //!   rsp ->  | stack arg 0      |  rsp       16-byte aligned at the call
 //!           +------------------+
 //! ```
+//!
+//! A shape stub (`Target::Argument`) is the packed entry with the target
+//! passed as a third argument, in rdx: it parks it at rsp+F-8 before the
+//! argument moves take rdx, and calls through it (`call [rsp+F-8]`), so
+//! its code depends on nothing but the shape.
 //!
 //! The receiver entry that tail-calls has no frame: it moves arguments in
 //! place (a callee owns its incoming stack arguments), so the target finds
@@ -68,7 +76,7 @@
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::{chunks, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Type};
+use crate::{chunks, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Target, Type};
 
 type Ops = VecAssembler<X64Relocation>;
 
@@ -84,10 +92,14 @@ const R10: u8 = 10;
 pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     let mut ops = Ops::new(0);
     let closed = at.guard.map(|guard| check_closed(&mut ops, guard));
-    let (base, target) = (at.base, at.target);
-    match plan.entry {
-        Entry::Packed => emit_packed_entry(&mut ops, plan, base, target),
-        Entry::Receiver => emit_receiver_entry(&mut ops, plan, base, target),
+    match (plan.entry, at.target) {
+        (Entry::Packed, target) => emit_packed_entry(&mut ops, plan, at.base, target),
+        (Entry::Receiver, Target::Known(target)) => {
+            emit_receiver_entry(&mut ops, plan, at.base, target)
+        }
+        (Entry::Receiver, Target::Argument) => {
+            panic!("a receiver entry calls a known target: it has no argument to spare")
+        }
     }
     if let (Some(label), Some(guard)) = (closed, at.guard) {
         emit_closed_path(&mut ops, plan, at, guard, label);
@@ -95,6 +107,68 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     // Local labels are defined right after their use; the closed path's
     // label is defined above.
     ops.finalize().expect("x86_64 trampoline labels resolve")
+}
+
+/// The register-file stub: `(file, target, ret)` in rdi, rsi, rdx (see
+/// [`register_file`](crate::register_file)). It keeps `ret` in rbx and the
+/// target in r12 (both saved), makes rbp the frame pointer, reserves the
+/// stack block rounded up to 16 bytes and copies it there with `rep
+/// movsq` (through rsi, rdi and rcx, loaded afterwards: the file is read
+/// through r11), loads xmm0–7, the six GP argument registers and rax,
+/// calls, and stores rax, rdx and the low halves of xmm0 and xmm1.
+///
+/// ```text
+///   return address     rsp % 16 == 8 on entry
+///   saved rbx, r12
+///   saved rbp          <- rbp, rsp % 16 == 0
+///   stack block        rounded up to 16: rsp % 16 == 0 at the call
+/// ```
+pub fn emit_register_file() -> Vec<u8> {
+    use crate::register_file::offset::{EXTRA, FP, GP, STACK, STACK_WORDS};
+    let (stack_words, stack, extra) = (STACK_WORDS as i32, STACK as i32, EXTRA as i32);
+    let mut ops = Ops::new(0);
+    dynasm!(ops
+        ; .arch x64
+        ; push rbx
+        ; push r12
+        ; push rbp
+        ; mov rbp, rsp
+        ; mov rbx, rdx
+        ; mov r12, rsi
+        ; mov r11, rdi
+        // The stack block: rcx words from the file to the frame.
+        ; mov rcx, QWORD [r11 + stack_words]
+        ; lea rax, [rcx * 8 + 15]
+        ; and rax, -16
+        ; sub rsp, rax
+        ; mov rsi, QWORD [r11 + stack]
+        ; mov rdi, rsp
+        ; rep movsq
+    );
+    for n in 0..8u8 {
+        let at = (FP + 8 * u32::from(n)) as i32;
+        dynasm!(ops ; .arch x64 ; movsd Rx(n), QWORD [r11 + at]);
+    }
+    for (i, &reg) in GP_ARGS.iter().enumerate() {
+        let at = (GP + 8 * i as u32) as i32;
+        dynasm!(ops ; .arch x64 ; mov Rq(reg), QWORD [r11 + at]);
+    }
+    dynasm!(ops
+        ; .arch x64
+        ; mov rax, QWORD [r11 + extra]
+        ; call r12
+        ; mov QWORD [rbx], rax
+        ; mov QWORD [rbx + 8], rdx
+        ; movsd QWORD [rbx + 16], xmm0
+        ; movsd QWORD [rbx + 24], xmm1
+        ; mov rsp, rbp
+        ; pop rbp
+        ; pop r12
+        ; pop rbx
+        ; ret
+    );
+    ops.finalize()
+        .expect("the register-file stub has no labels")
 }
 
 /// Compares the library's closed cell with zero and jumps to the returned
@@ -126,12 +200,12 @@ fn emit_closed_path(
     if plan.entry == Entry::Packed {
         zero_return(ops, plan.ret);
     }
-    dynasm!(ops
-        ; .arch x64
-        ; mov rdi, r11
-        ; mov rsi, QWORD at.target as i64
-        ; sub rsp, 8
-    );
+    dynasm!(ops ; .arch x64 ; mov rdi, r11);
+    match at.target {
+        Target::Known(target) => dynasm!(ops ; .arch x64 ; mov rsi, QWORD target as i64),
+        Target::Argument => dynasm!(ops ; .arch x64 ; mov rsi, rdx),
+    }
+    dynasm!(ops ; .arch x64 ; sub rsp, 8);
     branch(ops, at.base, guard.on_closed, Branch::Call);
     dynasm!(ops
         ; .arch x64
@@ -160,8 +234,13 @@ fn align16(bytes: u32) -> i32 {
     bytes.next_multiple_of(16) as i32
 }
 
-fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
-    let frame = align16(plan.stack_bytes);
+fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
+    // A target passed as data waits in the frame's top 8 bytes, above the
+    // target's stack arguments, for the call through memory.
+    let frame = match target {
+        Target::Known(_) => align16(plan.stack_bytes),
+        Target::Argument => align16(plan.stack_bytes + 8),
+    };
     // Save rbx and keep `ret` in it across the call; the push realigns rsp.
     dynasm!(ops
         ; .arch x64
@@ -170,6 +249,9 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
     );
     if frame > 0 {
         dynasm!(ops ; .arch x64 ; sub rsp, frame);
+    }
+    if target == Target::Argument {
+        dynasm!(ops ; .arch x64 ; mov QWORD [rsp + frame - 8], rdx);
     }
     // rdi is an argument register: read the slots through r10.
     dynasm!(ops ; .arch x64 ; mov r10, rdi);
@@ -208,7 +290,10 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
         dynasm!(ops ; .arch x64 ; mov rdi, rbx);
     }
     set_vector_count(ops, plan);
-    branch(ops, base, target, Branch::Call);
+    match target {
+        Target::Known(target) => branch(ops, base, target, Branch::Call),
+        Target::Argument => dynasm!(ops ; .arch x64 ; call QWORD [rsp + frame - 8]),
+    }
     store_return(ops, plan);
     if frame > 0 {
         dynasm!(ops ; .arch x64 ; add rsp, frame);

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use jitcall_emitters::disasm::disassemble;
-use jitcall_emitters::{classify, emit, Abi, Entry, Guard, Limits, Placement, Signature};
+use jitcall_emitters::{classify, emit, Abi, Entry, Guard, Limits, Placement, Signature, Target};
 
 /// Where the golden trampolines are placed, and a target within rel32 /
 /// branch reach of it.
@@ -39,6 +39,9 @@ const GUARDED_FAR: Placement = Placement {
     }),
     ..FAR_AT
 };
+
+/// A shape stub: the target passed as data, placed anywhere.
+const SHAPE: Placement = Placement::shape();
 
 const CASES: &[(&str, &str, Entry, Placement)] = &[
     ("packed_void", "() -> void", Entry::Packed, NEAR_AT),
@@ -100,6 +103,20 @@ const CASES: &[(&str, &str, Entry, Placement)] = &[
         GUARDED,
     ),
     ("packed_guarded", "(i32, i32) -> i32", Entry::Packed, GUARDED),
+    ("shape_add_i32", "(i32, i32) -> i32", Entry::Packed, SHAPE),
+    ("shape_void", "() -> void", Entry::Packed, SHAPE),
+    (
+        "shape_stack",
+        "(i64, i64, i64, i64, i64, i64, i64, i64, i8, f64, f64, f64, f64, f64, f64, f64, f64, f32) -> u16",
+        Entry::Packed,
+        SHAPE,
+    ),
+    (
+        "shape_struct_memory",
+        "({i64, f64, i32}, f64) -> {i64, i64, i64}",
+        Entry::Packed,
+        SHAPE,
+    ),
     ("packed_guarded_far", "(pointer) -> void", Entry::Packed, GUARDED_FAR),
     ("receiver_guarded", "(i32, f64, pointer) -> i32", Entry::Receiver, GUARDED),
     ("receiver_guarded_far", "(i8) -> u8", Entry::Receiver, GUARDED_FAR),
@@ -119,10 +136,13 @@ fn render(abi: Abi, text: &str, entry: Entry, at: &Placement) -> String {
         }
         None => String::new(),
     };
+    let target = match at.target {
+        Target::Known(target) => format!("target {target:#x}"),
+        Target::Argument => "target passed as data (a shape stub)".to_string(),
+    };
     let mut out = format!(
-        "# {abi}, {entry} entry: {sig}\n# placed at {:#x}, target {:#x}{guard}, {} bytes\n{}\n\n",
+        "# {abi}, {entry} entry: {sig}\n# placed at {:#x}, {target}{guard}, {} bytes\n{}\n\n",
         at.base,
-        at.target,
         code.len(),
         plan.describe()
     );
@@ -147,6 +167,29 @@ fn check(abi: Abi, dir: &str) {
             std::fs::write(&path, &got).unwrap();
             continue;
         }
+        match std::fs::read_to_string(&path) {
+            Ok(want) if want == got => {}
+            Ok(want) => stale.push(format!(
+                "{}:\n--- golden\n{want}\n+++ emitted\n{got}",
+                path.display()
+            )),
+            Err(e) => stale.push(format!("{}: {e}\n+++ emitted\n{got}", path.display())),
+        }
+    }
+    // The register-file stub, the same for every shape.
+    let code = jitcall_emitters::register_file::emit(abi);
+    let mut got = format!(
+        "# {abi}, the register-file stub: (file, target, ret)\n# {} bytes, placed anywhere\n\n",
+        code.len()
+    );
+    for line in disassemble(abi, &code, 0) {
+        got += &line;
+        got.push('\n');
+    }
+    let path = root.join("register_file.txt");
+    if bless {
+        std::fs::write(&path, &got).unwrap();
+    } else {
         match std::fs::read_to_string(&path) {
             Ok(want) if want == got => {}
             Ok(want) => stale.push(format!(

@@ -418,7 +418,7 @@ pub enum ReturnPass {
 
 /// A signature classified for one ABI and entry kind: the input of the
 /// emitters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Plan {
     pub abi: Abi,
     pub entry: Entry,
@@ -466,7 +466,47 @@ pub(crate) fn pieces(layout: &StructType, index: u32, slot: u32, at: u32) -> Vec
         .collect()
 }
 
+/// The type whose code stands for `ty`'s as an argument: the emitters load
+/// `u32` as `i32` (32 bits), `u64`, pointers and functions as `i64` (64
+/// bits), and `bool` as `u8`.
+const fn canonical_arg(ty: Type) -> Type {
+    match ty {
+        Type::U32 => Type::I32,
+        Type::U64 | Type::Pointer | Type::Function => Type::I64,
+        Type::Bool => Type::U8,
+        other => other,
+    }
+}
+
+/// The same for a return: 64-bit integers and addresses are stored as
+/// they come, and `bool` is narrowed as `u8`; `u32` and `i32` differ.
+const fn canonical_ret(ty: Type) -> Type {
+    match ty {
+        Type::U64 | Type::Pointer | Type::Function => Type::I64,
+        Type::Bool => Type::U8,
+        other => other,
+    }
+}
+
 impl Plan {
+    /// The plan's shape: the same plan with each type replaced by the one
+    /// whose code stands for it ([`canonical_arg`], [`canonical_ret`]), so
+    /// that every signature whose trampoline is the same code has the same
+    /// shape, `(u64) -> i64` and `(pointer) -> pointer` alike. A shape stub
+    /// ([`Target::Argument`](crate::Target::Argument)) is emitted once per
+    /// shape.
+    pub fn shape(&self) -> Plan {
+        let mut shape = self.clone();
+        for arg in &mut shape.args {
+            arg.ty = canonical_arg(arg.ty);
+        }
+        for ty in &mut shape.arg_types {
+            *ty = canonical_arg(*ty);
+        }
+        shape.ret = canonical_ret(shape.ret);
+        shape
+    }
+
     /// Whether the trampoline can jump to the target rather than call it:
     /// only the receiver entry can (the packed entry stores the result), and
     /// only when the return value needs no narrowing.

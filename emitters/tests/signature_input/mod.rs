@@ -9,7 +9,8 @@
 //! - read either form through [`Signature::parse`] as its own parser does;
 //! - on success, give a signature that prints back, in text and in the
 //!   JSON object form, to the same signature; that classifies for every
-//!   ABI and entry kind without panicking; and whose every plan emits no
+//!   ABI and entry kind without panicking; whose packed plan's shape stub
+//!   is the same code as its shape's; and whose every plan emits no
 //!   more code than [`emit_bound`] promised the mapping would hold.
 
 use jitcall_emitters::{
@@ -82,6 +83,17 @@ fn check_accepted(sig: &Signature) {
             let Ok(plan) = classify(sig, abi, entry, &limits) else {
                 continue;
             };
+            // A shape stub is shared by every plan of its shape: its code
+            // must be the plan's own.
+            if entry == Entry::Packed {
+                let stub = emit(&plan, &Placement::shape());
+                assert_eq!(
+                    stub,
+                    emit(&plan.shape(), &Placement::shape()),
+                    "{abi} {text}"
+                );
+                assert_eq!(plan.shape(), plan.shape().shape(), "{abi} {text}");
+            }
             let bound = emit_bound(&plan, false);
             for target in TARGETS {
                 let code = emit(&plan, &Placement::at(BASE, target));
