@@ -9,7 +9,7 @@
 # pthread_create under qemu).
 #
 # Then it runs the differential tests once more with JITCALL_DISABLE_JIT=1,
-# so that the libffi tier is checked on AArch64 too.
+# so that the baked tier is checked on AArch64 too.
 #
 # Installs the toolchain and emulator with apt-get when any of it is
 # missing. The cross build has its own target directory,
@@ -100,7 +100,7 @@ fi
 echo "== the workspace's tests for $TARGET under qemu-aarch64"
 run cargo test --workspace --target "$TARGET" --target-dir "$TARGET_DIR" --no-fail-fast "${targets[@]}"
 
-echo "== the differential tests for $TARGET with JITCALL_DISABLE_JIT=1 (libffi tier)"
+echo "== the differential tests for $TARGET with JITCALL_DISABLE_JIT=1 (baked tier)"
 run env JITCALL_DISABLE_JIT=1 \
     cargo test -p jitcall --target "$TARGET" --target-dir "$TARGET_DIR" --test differential
 

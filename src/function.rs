@@ -5,12 +5,15 @@ use std::ffi::c_void;
 use std::fmt;
 use std::sync::Arc;
 
-use jitcall_emitters::{emit, emit_bound, Guard, Placement};
+use jitcall_emitters::{emit, emit_bound, Guard, Placement, ShapeFn, Target};
 
+use crate::baked::{self, ReturnFix};
 use crate::fallback::LibffiCall;
 use crate::library::{on_closed_call, LibraryState};
 use crate::memory::{CodeBlock, MemoryRefused};
 use crate::probe::{jit_status, JitUnavailable};
+use crate::register_file::RegisterFileCall;
+use crate::shapes;
 use crate::value::{StructValue, Value};
 use crate::{classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature, Type};
 
@@ -18,26 +21,116 @@ use crate::{classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signa
 /// return value is stored to `*ret` (left untouched for `void`).
 pub type PackedFn = unsafe extern "C" fn(args: *const u64, ret: *mut u64);
 
-/// Which path a [`Function`]'s calls take.
+/// Which path a [`Function`]'s calls take, fastest first. Each tier below
+/// the JIT ones carries why the JIT was not used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tier {
-    /// A trampoline specialised to the signature.
+    /// A trampoline of its own, specialised to the signature and its
+    /// target: functions bound in a batch of more than one, with a receiver
+    /// entry, or with [`Options::specialise`].
     Jit,
-    /// libffi's `ffi_call`, and why the JIT tier was not used.
+    /// A JIT stub shared by every function of the same shape, the target
+    /// passed as data: a function bound alone maps nothing once a function
+    /// of its shape has a stub.
+    Shared,
+    /// Code compiled into the library at build time, used because the JIT
+    /// could not be: the shape's own stub when the baked set has it, else
+    /// the one stub that loads every argument register from a register
+    /// file filled per call ([`Function::uses_register_file`]).
+    Baked(Fallback),
+    /// libffi's `ffi_call`, for what no faster tier can call (an
+    /// ineligible signature) or when forced.
     Libffi(Fallback),
 }
 
 impl fmt::Display for Tier {
-    /// `JIT`, or `libffi (` and the reason `)`: one line.
+    /// `JIT`, `shared JIT stub`, or the compiled-in or libffi tier and
+    /// the reason in parentheses: one line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Tier::Jit => f.write_str("JIT"),
+            Tier::Shared => f.write_str("shared JIT stub"),
+            Tier::Baked(why) => write!(f, "baked ({why})"),
             Tier::Libffi(why) => write!(f, "libffi ({why})"),
         }
     }
 }
 
-/// Why a function runs on libffi.
+impl Tier {
+    /// The tier binding `sig` with `options` takes in this process, in a
+    /// batch of more than one function or alone: what the cached probe,
+    /// the classifier and the baked set decide. (Binding can still land
+    /// lower, when the mapping it makes is refused.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jitcall::{Fallback, Options, Tier};
+    ///
+    /// let sig = "(i32, f64) -> f64".parse()?;
+    /// let no_jit = Options { avoid_jit: true, ..Options::default() };
+    /// assert_eq!(Tier::choose(&sig, &no_jit, false), Tier::Baked(Fallback::Forced));
+    /// # Ok::<(), jitcall::Error>(())
+    /// ```
+    pub fn choose(sig: &Signature, options: &Options, batch: bool) -> Tier {
+        match decide(
+            sig,
+            options,
+            batch || options.receiver_entry || options.specialise,
+        ) {
+            Decision::Own(_) => Tier::Jit,
+            Decision::Shared(_) => Tier::Shared,
+            Decision::CompiledIn(_, why) => compiled_in_tier(sig, why),
+            Decision::Libffi(why) => Tier::Libffi(why),
+        }
+    }
+}
+
+/// How a binding is called, before any code is placed.
+enum Decision {
+    /// A trampoline of its own, in the batch's mapping.
+    Own(Plan),
+    /// The shape's shared stub.
+    Shared(Plan),
+    /// Compiled-in code, for the reason given.
+    CompiledIn(Plan, Fallback),
+    Libffi(Fallback),
+}
+
+/// The decision for one binding: `own` when it gets a trampoline of its
+/// own should the JIT be available.
+fn decide(sig: &Signature, options: &Options, own: bool) -> Decision {
+    if options.force_libffi {
+        return Decision::Libffi(Fallback::Forced);
+    }
+    let Some(abi) = Abi::host() else {
+        return Decision::Libffi(Fallback::JitUnavailable(JitUnavailable::UnsupportedAbi));
+    };
+    let plan = match classify(sig, abi, Entry::Packed, &options.limits) {
+        Ok(plan) => plan,
+        Err(rule) => return Decision::Libffi(Fallback::Ineligible(rule)),
+    };
+    if options.avoid_jit {
+        return Decision::CompiledIn(plan, Fallback::Forced);
+    }
+    match (jit_status(), own) {
+        (Err(why), _) => Decision::CompiledIn(plan, Fallback::JitUnavailable(why)),
+        (Ok(()), true) => Decision::Own(plan),
+        (Ok(()), false) => Decision::Shared(plan),
+    }
+}
+
+/// The compiled-in tier for `sig`: baked, unless the target has no baked
+/// code (no emitter for its ABI), then libffi.
+fn compiled_in_tier(sig: &Signature, why: Fallback) -> Tier {
+    if baked::stub(sig).is_some() || baked::register_file().is_some() {
+        Tier::Baked(why)
+    } else {
+        Tier::Libffi(why)
+    }
+}
+
+/// Why a function is not on the JIT tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fallback {
     /// The signature breaks a fast-call rule.
@@ -47,7 +140,7 @@ pub enum Fallback {
     /// This function's own mapping was refused although the probe had
     /// succeeded (a policy installed later, or resource limits).
     MemoryRefused(MemoryRefused),
-    /// [`Options::force_libffi`] was set.
+    /// [`Options::force_libffi`] or [`Options::avoid_jit`] was set.
     Forced,
 }
 
@@ -57,7 +150,7 @@ impl fmt::Display for Fallback {
             Fallback::Ineligible(rule) => write!(f, "ineligible: {rule}"),
             Fallback::JitUnavailable(why) => write!(f, "JIT unavailable: {why}"),
             Fallback::MemoryRefused(refused) => write!(f, "{refused}"),
-            Fallback::Forced => f.write_str("libffi forced by options"),
+            Fallback::Forced => f.write_str("forced by options"),
         }
     }
 }
@@ -70,13 +163,25 @@ pub struct Options {
     /// Also emit a receiver entry (V8 fast-API style), available from
     /// [`Function::receiver_entry`] when the signature is eligible for it.
     pub receiver_entry: bool,
-    /// Skip the JIT tier: every call goes through libffi.
+    /// Skip the JIT and compiled-in tiers: every call goes through libffi.
     pub force_libffi: bool,
+    /// Give a function bound alone a trampoline of its own ([`Tier::Jit`]:
+    /// a direct call, a [`PackedFn`] from [`Function::jit_entry`]) rather
+    /// than its shape's shared stub ([`Tier::Shared`]), at the cost of a
+    /// mapping of its own.
+    pub specialise: bool,
+    /// Act as if the process could create no executable memory: use the
+    /// compiled-in tier ([`Tier::Baked`]), as a
+    /// process under a W^X policy does.
+    pub avoid_jit: bool,
 }
 
 /// The call path of a function.
 enum Path {
     Jit(PackedFn),
+    Shared(ShapeFn),
+    Baked(ShapeFn, ReturnFix),
+    RegisterFile(Box<RegisterFileCall>),
     Libffi(LibffiCall),
 }
 
@@ -250,12 +355,37 @@ impl Function {
     pub fn jit_entry(&self) -> Option<*const c_void> {
         match self.path {
             Path::Jit(entry) => Some(entry as *const c_void),
-            Path::Libffi(_) => None,
+            _ => None,
         }
     }
 
+    /// The shared stub this function's calls go through, on
+    /// [`Tier::Shared`]: call it with the function's
+    /// [`target`](Self::target) as the third argument. Valid while this
+    /// `Function` lives.
+    ///
+    /// `None` for a function bound through a [`Library`](crate::Library):
+    /// the stub is shared across libraries and cannot check whether this
+    /// one is closed, which [`call_packed`](Self::call_packed) does.
+    /// (Bind with [`Options::specialise`] for a raw entry that checks.)
+    pub fn shape_entry(&self) -> Option<ShapeFn> {
+        match self.path {
+            Path::Shared(stub) if self.library.is_none() => Some(stub),
+            _ => None,
+        }
+    }
+
+    /// Whether calls go through the register-file stub: on
+    /// [`Tier::Baked`], for a shape the baked set lacks. Such calls fill a
+    /// register file from the signature's plan first, which costs more
+    /// than a baked stub of the shape's own.
+    pub fn uses_register_file(&self) -> bool {
+        matches!(self.path, Path::RegisterFile(_))
+    }
+
     /// The address range of the code mapping this function's trampolines
-    /// live in (shared with the rest of its batch), on the JIT tier.
+    /// live in: shared with the rest of its batch on [`Tier::Jit`], with
+    /// every function of its shape on [`Tier::Shared`].
     pub fn code_mapping(&self) -> Option<std::ops::Range<u64>> {
         self.code
             .as_ref()
@@ -333,29 +463,75 @@ impl Function {
             // this signature, and checks the library's closed byte itself
             // when bound from one; the caller meets its contract.
             Path::Jit(entry) => unsafe { entry(args, ret) },
+            Path::Shared(stub) => {
+                if self.library_closed() {
+                    // SAFETY: forwarded from this function's contract.
+                    return unsafe { self.closed_call(ret) };
+                }
+                // SAFETY: the stub implements the packed convention for
+                // this signature's shape, the target passed as data; the
+                // caller meets its contract.
+                unsafe { stub(args, ret, self.target) }
+            }
+            Path::Baked(stub, fix) => {
+                if self.library_closed() {
+                    // SAFETY: forwarded from this function's contract.
+                    return unsafe { self.closed_call(ret) };
+                }
+                // SAFETY: as for a shared stub; the baked stub stores the
+                // return raw, which the fix finishes in the slot it wrote.
+                unsafe {
+                    stub(args, ret, self.target);
+                    fix.apply(ret);
+                }
+            }
             // SAFETY: forwarded from this function's contract.
-            Path::Libffi(call) => unsafe { self.call_libffi(call, args, ret) },
+            path => unsafe { self.call_out_of_line(path, args, ret) },
         }
     }
 
-    /// The libffi tier's call, out of line so that `call_packed`, inlined
-    /// into callers, stays one branch and one call: once the library is
-    /// closed it does what guarded trampolines do (tell the handler, store
-    /// 0 to the return slot), and calls through libffi otherwise.
+    /// Whether the function's library, if any, is closed.
+    #[inline]
+    fn library_closed(&self) -> bool {
+        self.library.as_ref().is_some_and(|l| l.is_closed())
+    }
+
+    /// What a call does once the function's library is closed, as guarded
+    /// trampolines do: tell the handler, zero the return buffer.
+    ///
+    /// # Safety
+    ///
+    /// `ret` holds as many writable bytes as the return needs.
+    #[cold]
+    unsafe fn closed_call(&self, ret: *mut u64) {
+        if let Some(library) = &self.library {
+            library.closed_call(self.target);
+        }
+        // SAFETY: `ret` holds this many writable bytes by the contract.
+        unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, return_bytes(self.sig.ret)) };
+    }
+
+    /// The register-file and libffi tiers' calls, out of line so that
+    /// `call_packed`, inlined into callers, stays small.
     ///
     /// # Safety
     ///
     /// As for [`call_packed`](Self::call_packed).
     #[inline(never)]
-    unsafe fn call_libffi(&self, call: &LibffiCall, args: *const u64, ret: *mut u64) {
-        if let Some(library) = self.library.as_ref().filter(|l| l.is_closed()) {
-            library.closed_call(self.target);
-            // SAFETY: `ret` holds this many writable bytes by the contract.
-            unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, return_bytes(self.sig.ret)) };
-            return;
+    unsafe fn call_out_of_line(&self, path: &Path, args: *const u64, ret: *mut u64) {
+        if self.library_closed() {
+            // SAFETY: forwarded from this function's contract.
+            return unsafe { self.closed_call(ret) };
         }
-        // SAFETY: forwarded from this function's contract.
-        unsafe { call.call_packed(self.target, args, ret) }
+        match path {
+            // SAFETY: forwarded from this function's contract.
+            Path::RegisterFile(call) => unsafe { call.call_packed(self.target, args, ret) },
+            // SAFETY: forwarded from this function's contract.
+            Path::Libffi(call) => unsafe { call.call_packed(self.target, args, ret) },
+            Path::Jit(_) | Path::Shared(_) | Path::Baked(..) => {
+                unreachable!("call_packed takes these paths itself")
+            }
+        }
     }
 
     /// Calls the function with typed values, checking their count and types
@@ -424,14 +600,22 @@ pub(crate) fn return_bytes(ty: Type) -> usize {
     }
 }
 
-/// The tier plan for one binding before code is placed.
-struct Planned {
-    packed: std::result::Result<Plan, Fallback>,
-    receiver: Option<Plan>,
+/// The path and tier of compiled-in code for `sig` (its classified
+/// `plan`), the JIT unavailable for `why`: in the order
+/// [`compiled_in_tier`] decides.
+fn compiled_in(sig: &Signature, plan: Plan, why: Fallback) -> Result<(Path, Tier)> {
+    let path = match (baked::stub(sig), baked::register_file()) {
+        (Some((stub, fix)), _) => Path::Baked(stub, fix),
+        (None, Some(stub)) => Path::RegisterFile(Box::new(RegisterFileCall::new(stub, plan))),
+        (None, None) => Path::Libffi(LibffiCall::new(sig)?),
+    };
+    Ok((path, compiled_in_tier(sig, why)))
 }
 
-/// Binds a batch: classifies every signature, emits the eligible ones into
-/// one mapping, and prepares libffi for the rest.
+/// Binds a batch: decides every binding's tier, emits the trampolines of
+/// those that get their own into one mapping, finds or makes shared stubs
+/// for those bound alone, and prepares the compiled-in and libffi paths of
+/// the rest.
 pub(crate) fn bind_batch(
     bindings: &[Binding],
     options: &Options,
@@ -453,42 +637,36 @@ pub(crate) fn bind_batch(
             return Err(Error::VariadicPosition { fixed, args: n });
         }
     }
-    let jit = if options.force_libffi {
-        Err(Fallback::Forced)
-    } else {
-        jit_status()
-            .map_err(Fallback::JitUnavailable)
-            .and_then(|()| {
-                Abi::host().ok_or(Fallback::JitUnavailable(JitUnavailable::UnsupportedAbi))
-            })
-    };
-    let mut planned: Vec<Planned> = bindings
+    let own = bindings.len() > 1 || options.receiver_entry || options.specialise;
+    let mut decisions: Vec<Decision> = bindings
         .iter()
-        .map(|b| {
-            let packed = jit.and_then(|abi| {
-                classify(b.sig, abi, Entry::Packed, &options.limits).map_err(Fallback::Ineligible)
-            });
-            let receiver = match (&packed, options.receiver_entry) {
-                (Ok(plan), true) => {
-                    classify(b.sig, plan.abi, Entry::Receiver, &options.limits).ok()
-                }
-                _ => None,
-            };
-            Planned { packed, receiver }
+        .map(|b| decide(b.sig, options, own))
+        .collect();
+    let mut receivers: Vec<Option<Plan>> = decisions
+        .iter()
+        .zip(bindings)
+        .map(|(decision, b)| match (decision, options.receiver_entry) {
+            (Decision::Own(plan), true) => {
+                classify(b.sig, plan.abi, Entry::Receiver, &options.limits).ok()
+            }
+            _ => None,
         })
         .collect();
 
-    // Every plan to place, with its target, in placement order.
-    let pieces: Vec<(&Plan, u64)> = planned
+    // Every trampoline of its own to place, with its target, in order.
+    let pieces: Vec<(&Plan, u64)> = decisions
         .iter()
+        .zip(&receivers)
         .zip(bindings)
-        .flat_map(|(p, b)| {
+        .flat_map(|((decision, receiver), b)| {
+            let packed = match decision {
+                Decision::Own(plan) => Some(plan),
+                _ => None,
+            };
             let target = b.target as u64;
-            p.packed
-                .as_ref()
-                .ok()
+            packed
                 .into_iter()
-                .chain(&p.receiver)
+                .chain(receiver)
                 .map(move |plan| (plan, target))
         })
         .collect();
@@ -512,7 +690,7 @@ pub(crate) fn bind_batch(
             for &(plan, target) in &pieces {
                 let placement = Placement {
                     base: base + at as u64,
-                    target: jitcall_emitters::Target::Known(target),
+                    target: Target::Known(target),
                     guard,
                 };
                 let code = emit(plan, &placement);
@@ -524,35 +702,48 @@ pub(crate) fn bind_batch(
         match block {
             Ok(block) => Some(Arc::new(block)),
             Err(refused) => {
-                for p in &mut planned {
-                    if p.packed.is_ok() {
-                        p.packed = Err(Fallback::MemoryRefused(refused));
-                    }
-                    p.receiver = None;
+                for decision in &mut decisions {
+                    let own = std::mem::replace(decision, Decision::Libffi(Fallback::Forced));
+                    *decision = match own {
+                        Decision::Own(plan) => {
+                            Decision::CompiledIn(plan, Fallback::MemoryRefused(refused))
+                        }
+                        other => other,
+                    };
                 }
+                receivers.iter_mut().for_each(|r| *r = None);
                 None
             }
         }
     };
 
     let mut entries = entries.into_iter();
-    planned
+    decisions
         .into_iter()
+        .zip(receivers)
         .zip(bindings)
-        .map(|(p, b)| {
-            let jit = p.packed.is_ok();
-            let (path, tier) = match p.packed {
-                Ok(_) => {
+        .map(|((decision, receiver), b)| {
+            let mut mapping = None;
+            let (path, tier) = match decision {
+                Decision::Own(_) => {
                     let entry = entries.next().expect("one entry per placed plan");
+                    mapping = code.clone();
                     // SAFETY: `entry` is the start of a packed-entry
                     // trampoline in the executable block kept by `code`.
                     let entry = unsafe { std::mem::transmute::<u64, PackedFn>(entry) };
                     (Path::Jit(entry), Tier::Jit)
                 }
-                Err(why) => (Path::Libffi(LibffiCall::new(b.sig)?), Tier::Libffi(why)),
+                Decision::Shared(plan) => match shapes::stub(&plan) {
+                    Ok((stub, block)) => {
+                        mapping = Some(block);
+                        (Path::Shared(stub), Tier::Shared)
+                    }
+                    Err(refused) => compiled_in(b.sig, plan, Fallback::MemoryRefused(refused))?,
+                },
+                Decision::CompiledIn(plan, why) => compiled_in(b.sig, plan, why)?,
+                Decision::Libffi(why) => (Path::Libffi(LibffiCall::new(b.sig)?), Tier::Libffi(why)),
             };
-            let receiver = p
-                .receiver
+            let receiver = receiver
                 .map(|_| entries.next().expect("one entry per placed plan") as *const c_void);
             Ok(Function {
                 path,
@@ -560,7 +751,7 @@ pub(crate) fn bind_batch(
                 target: b.target,
                 sig: b.sig.clone(),
                 receiver,
-                code: if jit { code.clone() } else { None },
+                code: mapping,
                 library: library.cloned(),
             })
         })

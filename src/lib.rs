@@ -14,13 +14,24 @@
 //!    `jitcall-emitters` crate, tested on every host);
 //! 4. **place**: trampolines are written into a fresh RW mapping, the
 //!    instruction cache is synchronised and the mapping flipped to RX —
-//!    never writable and executable at once;
-//! 5. **call**: [`Function`] picks the tier ([`Tier::Jit`] or
-//!    [`Tier::Libffi`] with the [`Fallback`] reason) and offers the packed
-//!    call, the checked call and the raw entry points.
+//!    never writable and executable at once. The build script places a
+//!    third kind ahead of time: the baked set's stubs and the
+//!    register-file stub, compiled into the library's text;
+//! 5. **call**: [`Function`] picks the tier and offers the packed call,
+//!    the checked call and the raw entry points.
+//!
+//! # Tiers
+//!
+//! | tier | code | when |
+//! |---|---|---|
+//! | [`Tier::Jit`] | a trampoline of its own, the target built in | a batch, a receiver entry, or [`Options::specialise`] |
+//! | [`Tier::Shared`] | one JIT stub per shape ([`Plan::shape`]), the target passed as data | a function bound alone: no new mapping once its shape has a stub |
+//! | [`Tier::Baked`] | compiled in at build time: the shape's stub, or the register-file stub | no JIT memory ([`Fallback`] says why) or [`Options::avoid_jit`] |
+//! | [`Tier::Libffi`] | `ffi_call` | an ineligible signature, or [`Options::force_libffi`] |
 //!
 //! [`jit_available`] is the one-time, cached probe of whether the process
-//! may create executable memory; `JITCALL_DISABLE_JIT=1` forces libffi.
+//! may create executable memory; `JITCALL_DISABLE_JIT=1` acts as a refusal
+//! and puts every eligible function on the baked tier.
 //!
 //! Structs pass and return by value, and variadic functions bind one call
 //! shape at a time:
@@ -62,26 +73,31 @@
 //! // SAFETY: cos takes and returns a double.
 //! let one = unsafe { cos.call(&[Value::F64(0.0)])? };
 //! assert_eq!(one, Value::F64(1.0));
+//! // Bound alone, cos shares its shape's stub with every (f64) -> f64.
 //! if jitcall::jit_available() {
-//!     assert_eq!(cos.tier(), Tier::Jit);
+//!     assert_eq!(cos.tier(), Tier::Shared);
 //! }
 //! # Ok::<(), jitcall::Error>(())
 //! ```
 
+mod baked;
+pub use baked::baked_code_bytes;
 mod error;
 mod fallback;
 mod function;
 mod library;
 mod memory;
 mod probe;
+mod register_file;
+mod shapes;
 mod value;
 
 pub use error::{Error, Result};
 pub use function::{Fallback, Function, Options, PackedFn, Tier};
 pub use jitcall_emitters::{
     classify, emit, emit_bound, node_gp_cap, Abi, Arg, BufferView, Entry, Guard, Ineligible,
-    Limits, Loc, ParseError, ParseErrorKind, Placement, Plan, Position, Quoted, Registers,
-    Signature, Source, StructType, Type,
+    Limits, Loc, ParseError, ParseErrorKind, Passing, Placement, Plan, Position, Quoted, Registers,
+    RetPiece, ReturnPass, ShapeFn, Signature, Source, StructType, Target, Type,
 };
 pub use library::Library;
 pub use memory::MemoryRefused;

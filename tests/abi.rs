@@ -4,8 +4,10 @@
 
 use std::ffi::c_void;
 
-use jitcall::{Function, Options, Signature, Type};
+use jitcall::{Function, Options, Signature, Tier, Type};
 use jitcall_fixtures::{c, many_arg_shapes};
+
+mod tiers;
 
 fn options() -> Options {
     Options {
@@ -35,14 +37,16 @@ fn stack_is_aligned_at_the_call_into_the_target() {
     let mut checked = 0;
     for sig in frame_shapes() {
         let target = c::jf_entry_sp_mod16 as *const c_void;
-        // SAFETY: the fixture ignores its arguments and returns a u64.
-        let f = unsafe { Function::with_options(target, &sig, &options()) }.unwrap();
         let slots = vec![0u64; sig.args.len()];
-        let mut ret = u64::MAX;
-        // SAFETY: one slot per argument and a return slot.
-        unsafe { f.call_packed(slots.as_ptr(), &mut ret) };
-        assert_eq!(ret, 0, "packed entry {sig}: sp % 16 at the call");
-        checked += 1;
+        for (tier, options) in tiers::each(options()) {
+            // SAFETY: the fixture ignores its arguments and returns a u64.
+            let f = unsafe { Function::with_options(target, &sig, &options) }.unwrap();
+            let mut ret = u64::MAX;
+            // SAFETY: one slot per argument and a return slot.
+            unsafe { f.call_packed(slots.as_ptr(), &mut ret) };
+            assert_eq!(ret, 0, "{tier} ({}) {sig}: sp % 16 at the call", f.tier());
+            checked += 1;
+        }
 
         // The receiver entry with a narrow return calls the target from a
         // frame of its own: check that frame's alignment too.
@@ -104,31 +108,55 @@ fn callee_saved_registers_survive_a_call() {
     let clobber = jitcall_fixtures::shape!(c::jf_clobber, (u64) -> u64);
     let mut shapes = many_arg_shapes();
     shapes.push(clobber);
+    let (jit, shared) = (tiers::each(options())[0].1, tiers::each(options())[1].1);
     for shape in shapes {
-        // SAFETY: each shape's target has its signature.
-        let f = unsafe { Function::new(shape.target, &shape.sig) }.unwrap();
-        let Some(entry) = f.jit_entry() else {
-            panic!("{}: not on the JIT tier: {:?}", shape.name, f.tier());
-        };
         let slots: Vec<u64> = (0u64..)
             .zip(&shape.sig.args)
             .map(|(i, &ty)| if ty == Type::Bool { i & 1 } else { i * 0x0101 })
             .collect();
-        let mut ret = 0u64;
-        // SAFETY: `entry` is a packed entry for the shape; the fixture
-        // calls it with these slots and the return slot.
-        let clobbered = unsafe { c::jf_call_preserving(entry, slots.as_ptr(), &mut ret) };
-        assert_eq!(
-            clobbered, 0,
-            "{}: callee-saved registers changed (bitmask)",
-            shape.name
-        );
-        assert_eq!(
-            Some(ret),
-            (shape.direct)(&slots).or(Some(0)),
-            "{}",
-            shape.name
-        );
+        // SAFETY: each shape's target has its signature.
+        let own = unsafe { Function::with_options(shape.target, &shape.sig, &jit) }.unwrap();
+        // SAFETY: as above.
+        let stub = unsafe { Function::with_options(shape.target, &shape.sig, &shared) }.unwrap();
+        // The packed entry ignores a third argument; the shared stub takes
+        // the target there. (The compiled-in stubs are checked the same
+        // way by the library's own tests.)
+        let entries = [
+            (own.jit_entry(), std::ptr::null(), Tier::Jit),
+            (
+                stub.shape_entry().map(|stub| stub as *const c_void),
+                shape.target,
+                Tier::Shared,
+            ),
+        ];
+        for ((entry, third, tier), f) in entries.into_iter().zip([&own, &stub]) {
+            let Some(entry) = entry else {
+                panic!("{}: not on {tier}: {}", shape.name, f.tier());
+            };
+            let mut ret = 0u64;
+            // SAFETY: `entry` is a packed entry or shape stub for the
+            // shape; the fixture calls it with these slots, the return slot
+            // and the target.
+            let clobbered = unsafe {
+                c::jf_call_preserving(
+                    entry,
+                    slots.as_ptr().cast(),
+                    std::ptr::addr_of_mut!(ret).cast(),
+                    third,
+                )
+            };
+            assert_eq!(
+                clobbered, 0,
+                "{} on {tier}: callee-saved registers changed (bitmask)",
+                shape.name
+            );
+            assert_eq!(
+                Some(ret),
+                (shape.direct)(&slots).or(Some(0)),
+                "{} on {tier}",
+                shape.name
+            );
+        }
     }
 }
 
@@ -233,7 +261,14 @@ fn the_fixtures_catch_clobbered_registers_and_a_misaligned_stack() {
     // SAFETY: the entry reads neither argument and returns normally, and
     // jf_call_preserving saves and restores every callee-saved register
     // around it, so its clobbers never reach this function.
-    let clobbered = unsafe { c::jf_call_preserving(entry, std::ptr::null(), &mut ret) };
+    let clobbered = unsafe {
+        c::jf_call_preserving(
+            entry,
+            std::ptr::null(),
+            std::ptr::addr_of_mut!(ret).cast(),
+            std::ptr::null(),
+        )
+    };
     assert_eq!(
         clobbered, EVERY_CALLEE_SAVED,
         "jf_call_preserving missed a clobbered register: {clobbered:#x}"
@@ -312,6 +347,26 @@ fn al_counts_the_vector_registers_at_every_call() {
             );
             checked += 1;
 
+            // The shape's shared stub, the target passed as data.
+            let shared = tiers::each(Options::default())[1].1;
+            // SAFETY: as above.
+            let g = unsafe { Function::with_options(target, &sig, &shared) }.unwrap();
+            let stub = g.shape_entry().expect("a shared stub");
+            // SAFETY: the shim is called as the shape stub it enters.
+            let al = unsafe {
+                with_rax(stub as *const c_void, entered_with, |shim| {
+                    let shim = std::mem::transmute::<*const c_void, jitcall::ShapeFn>(shim);
+                    let mut ret = u64::MAX;
+                    shim(slots.as_ptr(), &mut ret, target);
+                    ret
+                })
+            };
+            assert!(
+                (want..=8).contains(&al),
+                "shared stub {sig}, entered with al = {entered_with:#x}: al = {al:#x}, want {want}..=8"
+            );
+            checked += 1;
+
             // The receiver entry, called with typed arguments through a
             // shape of the same signature.
             let receiver = f.receiver_entry().expect("receiver entry");
@@ -330,6 +385,25 @@ fn al_counts_the_vector_registers_at_every_call() {
                 checked += 1;
             }
         }
+    }
+    // The compiled-in tiers are entered from call_packed, with whatever
+    // rax the Rust code before them left.
+    let compiled_in = tiers::each(Options::default())[2].1;
+    for sig in vector_count_shapes() {
+        let target = c::jf_vector_count as *const c_void;
+        // SAFETY: the fixture ignores its arguments and returns a u64.
+        let f = unsafe { Function::with_options(target, &sig, &compiled_in) }.unwrap();
+        let want = fp_in_registers(&sig);
+        let slots = vec![0u64; sig.args.len()];
+        let mut al = u64::MAX;
+        // SAFETY: one slot per argument and a return slot.
+        unsafe { f.call_packed(slots.as_ptr(), &mut al) };
+        assert!(
+            (want..=8).contains(&al),
+            "{} {sig}: al = {al:#x}, want {want}..=8",
+            f.tier()
+        );
+        checked += 1;
     }
     println!("{checked} calls checked");
 }
@@ -376,7 +450,11 @@ fn variadic_callees_bound_with_their_fixed_prototype_get_their_floats() {
 fn snprintf_bound_with_a_fixed_prototype_prints_its_float() {
     let libc = jitcall::Library::this_process().unwrap();
     let sig = "(pointer, u64, pointer, i32, f64) -> i32".parse().unwrap();
-    let snprintf = libc.function("snprintf", &sig).unwrap();
+    let own = Options {
+        specialise: true,
+        ..Options::default()
+    };
+    let snprintf = libc.function_with_options("snprintf", &sig, &own).unwrap();
     let mut buf = [0u8; 32];
     let format = c"%d %f";
     let slots = [

@@ -8,7 +8,7 @@ use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use jitcall::{Error, Library, Options, PackedFn, Tier, Value};
+use jitcall::{Error, Library, Options, PackedFn, Value};
 use jitcall_fixtures::{c, CLOSABLE_SO};
 
 /// The tests load and unload the same library: one at a time, so that
@@ -38,19 +38,15 @@ fn open() -> Library {
     Library::open(CLOSABLE_SO).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Both tiers, each with a receiver entry where the JIT tier has one.
-fn tiers() -> [Options; 2] {
+mod tiers;
+
+/// Every tier, with a receiver entry where the JIT tier has one.
+fn runs() -> [Options; 4] {
     let receiver = Options {
         receiver_entry: true,
         ..Options::default()
     };
-    [
-        receiver,
-        Options {
-            force_libffi: true,
-            ..receiver
-        },
-    ]
+    tiers::each(receiver).map(|(_, options)| options)
 }
 
 /// How many times the library's functions ran, read directly (valid
@@ -129,9 +125,9 @@ type R = *const c_void;
 const NO_RECEIVER: R = std::ptr::null();
 
 #[test]
-fn closed_entries_reach_the_handler_and_return_zero_on_both_tiers() {
+fn closed_entries_reach_the_handler_and_return_zero_on_every_tier() {
     let _serial = serial();
-    for options in tiers() {
+    for options in runs() {
         let lib = open();
         let calls = call_counter(&lib);
         let seen = watch(&lib);
@@ -139,8 +135,11 @@ fn closed_entries_reach_the_handler_and_return_zero_on_both_tiers() {
             let f = lib
                 .function_with_options(name, &sig.parse().unwrap(), &options)
                 .unwrap();
-            let want_jit = jitcall::jit_available() && !options.force_libffi;
-            assert_eq!(f.tier() == Tier::Jit, want_jit, "{name}: {}", f.tier());
+            assert_eq!(
+                f.tier(),
+                tiers::expected(f.signature(), &options, false),
+                "{name}"
+            );
             f
         };
         let functions = [

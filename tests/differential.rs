@@ -1,9 +1,12 @@
 //! Differential tests: every callee is called directly through a typed
-//! function pointer, through the JIT tier (packed and receiver entries) and
-//! through libffi, with edge values, and all results must agree bit for bit.
+//! function pointer and through every tier (its own JIT trampoline's
+//! packed and receiver entries, the shape's shared stub, the compiled-in
+//! tiers, libffi), with edge values, and all results must agree bit for
+//! bit.
 //!
 //! Run with `JITCALL_DISABLE_JIT=1` the same tests check that every
-//! function lands on libffi with that reason and still agrees.
+//! function lands on a compiled-in tier with that reason (or on libffi
+//! when ineligible) and still agrees.
 
 use std::ffi::c_void;
 
@@ -14,32 +17,32 @@ use jitcall_fixtures::{
     argument_vectors, c, echo_shapes, edge_slots, many_arg_shapes, Shape, UNTOUCHED,
 };
 
+mod tiers;
+
 fn jit_disabled_by_env() -> bool {
     std::env::var_os("JITCALL_DISABLE_JIT").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Binds `shape` on the default tier and checks the tier is the one this
-/// process must get: JIT, unless `JITCALL_DISABLE_JIT` is set.
+/// Binds `shape` with `options` and checks the tier is the one this
+/// process must get.
 fn bind(shape: &Shape, options: &Options) -> Function {
     // SAFETY: each shape's target has the shape's signature.
     let f = unsafe { Function::with_options(shape.target, &shape.sig, options) }.unwrap();
-    let want = if jit_disabled_by_env() {
-        Tier::Libffi(Fallback::JitUnavailable(JitUnavailable::DisabledByEnv))
-    } else {
-        Tier::Jit
-    };
+    let want = tiers::expected(&shape.sig, options, false);
     assert_eq!(f.tier(), want, "{}: {}", shape.name, shape.sig);
-    f
-}
-
-fn bind_libffi(shape: &Shape) -> Function {
-    let options = Options {
-        force_libffi: true,
-        ..Options::default()
-    };
-    // SAFETY: as in `bind`.
-    let f = unsafe { Function::with_options(shape.target, &shape.sig, &options) }.unwrap();
-    assert_eq!(f.tier(), Tier::Libffi(Fallback::Forced));
+    tiers::check_baked_stub(&f);
+    if jit_disabled_by_env() && !options.force_libffi && !options.avoid_jit {
+        assert!(
+            matches!(
+                f.tier(),
+                Tier::Baked(Fallback::JitUnavailable(JitUnavailable::DisabledByEnv))
+                    | Tier::Libffi(Fallback::Ineligible(_))
+            ),
+            "{}: {}",
+            shape.name,
+            f.tier()
+        );
+    }
     f
 }
 
@@ -68,6 +71,8 @@ fn bind_from_library(shape: &Shape, options: &Options) -> Function {
     f
 }
 
+/// Binds every shape on every tier and compares each call with the
+/// direct one; returns the number of argument vectors.
 fn run_differential(shapes: &[Shape], bind: impl Fn(&Shape, &Options) -> Function) -> usize {
     let mut checked = 0;
     let receiver = Options {
@@ -75,29 +80,30 @@ fn run_differential(shapes: &[Shape], bind: impl Fn(&Shape, &Options) -> Functio
         ..Options::default()
     };
     for shape in shapes {
-        let jit = bind(shape, &receiver);
-        let ffi = bind_libffi(shape);
-        let entry = jit.receiver_entry();
-        assert_eq!(
-            entry.is_some(),
-            !jit_disabled_by_env(),
-            "{}: receiver entry on the JIT tier only",
-            shape.name
-        );
+        let functions: Vec<(&str, Function)> = tiers::each(receiver)
+            .iter()
+            .map(|(name, options)| (*name, bind(shape, options)))
+            .collect();
+        for (_, f) in &functions {
+            assert_eq!(
+                f.receiver_entry().is_some(),
+                f.tier() == Tier::Jit,
+                "{} on {}: a receiver entry on the JIT tier only",
+                shape.name,
+                f.tier()
+            );
+        }
         for slots in argument_vectors(&shape.sig) {
             let direct = (shape.direct)(&slots);
             let context = || format!("{} {} with {:x?}", shape.name, shape.sig, slots);
-            assert_eq!(
-                call_packed(&jit, &slots),
-                direct,
-                "default tier: {}",
-                context()
-            );
-            assert_eq!(call_packed(&ffi, &slots), direct, "libffi: {}", context());
-            if let Some(entry) = entry {
-                // SAFETY: `entry` is the receiver entry for this signature.
-                let got = unsafe { (shape.receiver)(entry, &slots) };
-                assert_eq!(got, direct, "receiver entry: {}", context());
+            for (name, f) in &functions {
+                let got = call_packed(f, &slots);
+                assert_eq!(got, direct, "{name} ({}): {}", f.tier(), context());
+                if let Some(entry) = f.receiver_entry() {
+                    // SAFETY: `entry` is the receiver entry for this signature.
+                    let got = unsafe { (shape.receiver)(entry, &slots) };
+                    assert_eq!(got, direct, "receiver entry: {}", context());
+                }
             }
             checked += 1;
         }
@@ -244,28 +250,14 @@ fn bad_bindings_are_errors() {
 
 #[test]
 fn ineligible_signatures_fall_back_with_their_rule() {
-    if jit_disabled_by_env() {
-        println!("JITCALL_DISABLE_JIT is set: every function is on libffi for that reason");
-        return;
-    }
     let options = Options {
         limits: jitcall::Limits::node(),
         ..Options::default()
     };
+    let mut ineligible = 0;
     for shape in many_arg_shapes() {
-        let abi = jitcall::Abi::host().expect("a supported host");
-        let rule = jitcall::classify(&shape.sig, abi, jitcall::Entry::Packed, &options.limits);
-        // SAFETY: the target has the shape's signature.
-        let f = unsafe { Function::with_options(shape.target, &shape.sig, &options) }.unwrap();
-        match rule {
-            Ok(_) => assert_eq!(f.tier(), Tier::Jit, "{}", shape.name),
-            Err(rule) => assert_eq!(
-                f.tier(),
-                Tier::Libffi(Fallback::Ineligible(rule)),
-                "{}",
-                shape.name
-            ),
-        }
+        let f = bind(&shape, &options);
+        ineligible += usize::from(matches!(f.tier(), Tier::Libffi(Fallback::Ineligible(_))));
         for slots in argument_vectors(&shape.sig).into_iter().take(4) {
             assert_eq!(
                 call_packed(&f, &slots),
@@ -289,7 +281,16 @@ fn ineligible_signatures_fall_back_with_their_rule() {
     let sig = "() -> void".parse().unwrap();
     // SAFETY: nothing is called.
     let f = unsafe { Function::new(never_called as *const _, &sig) }.unwrap();
-    assert_eq!(f.tier().to_string(), "JIT");
+    let want = if jit_disabled_by_env() {
+        "baked (JIT unavailable: disabled by JITCALL_DISABLE_JIT)"
+    } else {
+        "shared JIT stub"
+    };
+    assert_eq!(f.tier().to_string(), want);
+    assert!(
+        ineligible > 0,
+        "Node's limits turn some fixture shapes away"
+    );
 }
 
 /// The 32-bit image of a narrow slot as the ABI rule wants it in a
@@ -361,7 +362,10 @@ fn narrow_arguments_arrive_extended_to_32_bits() {
         receiver_entry: true,
         ..Options::default()
     };
-    let mut checked = narrow_packed_arguments_arrive_extended(&options);
+    let mut checked = 0;
+    for (_, options) in &tiers::each(options)[..3] {
+        checked += narrow_packed_arguments_arrive_extended(options);
+    }
     for ty in NARROW {
         // The receiver entry gets narrow values widened to 32 bits, maybe
         // out of range for the type, and must re-narrow them.

@@ -1,34 +1,22 @@
 //! The generated differential suite: C callees for random signatures of 0
 //! to 16 arguments over every scalar type (`fixtures/c/generated.c`, from
 //! `scripts/generate_callees.py`), each with a C oracle that makes the
-//! direct typed call. The JIT tier's packed and receiver entries and libffi
-//! must return what the oracle returns, for edge values and random values.
+//! direct typed call. Every tier (a batch's own trampolines, packed and
+//! receiver entries; shared stubs; the compiled-in tiers; libffi) must
+//! return what the oracle returns, for edge values and random values.
 
 use std::path::Path;
 use std::process::Command;
 
-use jitcall::{classify, Abi, Entry, Fallback, Function, Options, Signature, Tier};
+use jitcall::{classify, Abi, Entry, Function, Options, Signature, Tier};
 use jitcall_fixtures::{
     agrees_on_every_vector, generated_cases, receiver_agrees_on_every_vector, Callee,
 };
 
-/// The tier a function must be on: what the probe and the classifier say.
-fn expected_tier(sig: &Signature, options: &Options) -> Tier {
-    if options.force_libffi {
-        return Tier::Libffi(Fallback::Forced);
-    }
-    if let Err(why) = jitcall::jit_status() {
-        return Tier::Libffi(Fallback::JitUnavailable(why));
-    }
-    let abi = Abi::host().expect("the probe succeeded, so the host ABI is supported");
-    match classify(sig, abi, Entry::Packed, &options.limits) {
-        Ok(_) => Tier::Jit,
-        Err(rule) => Tier::Libffi(Fallback::Ineligible(rule)),
-    }
-}
+mod tiers;
 
 fn receiver_eligible(sig: &Signature, options: &Options) -> bool {
-    expected_tier(sig, options) == Tier::Jit
+    tiers::expected(sig, options, true) == Tier::Jit
         && classify(sig, Abi::host().unwrap(), Entry::Receiver, &options.limits).is_ok()
 }
 
@@ -69,22 +57,39 @@ fn every_generated_signature_agrees_with_its_c_oracle_on_every_tier() {
         receiver_entry: true,
         ..Options::default()
     };
-    let libffi = Options {
-        force_libffi: true,
-        ..Options::default()
-    };
     // The JIT functions in one batch: one mapping holds every trampoline.
     let items: Vec<_> = cases.iter().map(|c| (c.target(), c.signature())).collect();
     // SAFETY: each generated callee has exactly its table signature.
     let jit = unsafe { Function::batch(&items, &options) }.unwrap();
     let (mut vectors, mut calls, mut receivers) = (0, 0, 0);
+    let mut tally = tiers::Tally::default();
     for (case, f) in cases.iter().zip(&jit) {
         let sig = case.signature();
-        assert_eq!(f.tier(), expected_tier(sig, &options), "{}", case.name());
-        // SAFETY: as above.
-        let ffi = unsafe { Function::with_options(case.target(), sig, &libffi) }.unwrap();
-        assert_eq!(ffi.tier(), Tier::Libffi(Fallback::Forced));
-        for (tier, f) in [("default tier", f), ("libffi", &ffi)] {
+        assert_eq!(
+            f.tier(),
+            tiers::expected(sig, &options, true),
+            "{}",
+            case.name()
+        );
+        // Bound alone, on the shared, compiled-in and libffi tiers.
+        let alone: Vec<(&str, Function)> = tiers::each(options)[1..]
+            .iter()
+            .map(|(name, options)| {
+                // SAFETY: as above.
+                let g = unsafe { Function::with_options(case.target(), sig, options) }.unwrap();
+                assert_eq!(
+                    g.tier(),
+                    tiers::expected(sig, options, false),
+                    "{}",
+                    case.name()
+                );
+                (*name, g)
+            })
+            .collect();
+        let every = std::iter::once(("batch", f)).chain(alone.iter().map(|(n, g)| (*n, g)));
+        for (tier, f) in every {
+            tally.add(f);
+            tiers::check_baked_stub(f);
             // SAFETY: the vectors have one slot per argument; pointers are
             // never dereferenced by the callees.
             let n =
@@ -104,9 +109,8 @@ fn every_generated_signature_agrees_with_its_c_oracle_on_every_tier() {
             receivers += 1;
         }
     }
-    let on_jit = jit.iter().filter(|f| f.tier() == Tier::Jit).count();
     println!(
-        "{} generated signatures ({on_jit} on the JIT tier, {receivers} with a receiver entry), \
+        "{} generated signatures ({tally}; {receivers} with a receiver entry), \
          up to {vectors} argument vectors each: {calls} calls agreed with the C oracle",
         cases.len()
     );

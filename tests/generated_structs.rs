@@ -9,25 +9,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use jitcall::{
-    classify, Abi, Entry, Fallback, Function, Options, Signature, StructType, Tier, Type,
-};
+use jitcall::{Function, Options, Signature, StructType, Type};
 use jitcall_fixtures::{struct_cases, struct_layouts, StructCase};
 
-/// The tier a function must be on: what the probe and the classifier say.
-fn expected_tier(sig: &Signature, options: &Options) -> Tier {
-    if options.force_libffi {
-        return Tier::Libffi(Fallback::Forced);
-    }
-    if let Err(why) = jitcall::jit_status() {
-        return Tier::Libffi(Fallback::JitUnavailable(why));
-    }
-    let abi = Abi::host().expect("the probe succeeded, so the host ABI is supported");
-    match classify(sig, abi, Entry::Packed, &options.limits) {
-        Ok(_) => Tier::Jit,
-        Err(rule) => Tier::Libffi(Fallback::Ineligible(rule)),
-    }
-}
+mod tiers;
 
 #[test]
 fn generated_struct_c_is_what_the_generator_writes() {
@@ -215,35 +200,30 @@ fn check_case(case: &StructCase, sig: &Signature, f: &Function, vectors: usize) 
 fn every_generated_struct_and_variadic_signature_agrees_with_its_c_oracle() {
     let cases = struct_cases();
     assert!(cases.len() >= 380, "{} cases", cases.len());
-    let (mut calls, mut on_jit, mut variadic) = (0, 0, 0);
-    let tiers = [
-        Options::default(),
-        Options {
-            force_libffi: true,
-            ..Options::default()
-        },
-    ];
+    let (mut calls, mut tally, mut variadic) = (0, tiers::Tally::default(), 0);
+    let runs = tiers::each(Options::default());
     for case in &cases {
         let sig = Signature::parse(case.signature_text())
             .unwrap_or_else(|e| panic!("{}: {e}", case.signature_text()));
         assert_eq!(sig.to_string(), case.signature_text(), "canonical text");
         variadic += usize::from(sig.variadic.is_some());
-        for options in &tiers {
+        for (_, options) in &runs {
             // SAFETY: the callee has the case's signature and lives as long
             // as the process.
             let f = unsafe { Function::with_options(case.callee(), &sig, options) }.unwrap();
             assert_eq!(
                 f.tier(),
-                expected_tier(&sig, options),
+                tiers::expected(&sig, options, false),
                 "{} {sig}",
                 case.name()
             );
-            on_jit += usize::from(f.tier() == Tier::Jit);
+            tally.add(&f);
+            tiers::check_baked_stub(&f);
             calls += check_case(case, &sig, &f, 6);
         }
     }
     println!(
-        "{} generated signatures ({variadic} variadic; {on_jit} bindings on the JIT tier): \
+        "{} generated signatures ({variadic} variadic; bindings: {tally}): \
          {calls} calls agreed with the C oracle",
         cases.len()
     );

@@ -110,14 +110,11 @@ extern "C" fn counted(a: i8, b: f32, c: *mut c_void, d: bool, e: u64) -> i32 {
     i32::from(a) + b as i32 + c as usize as i32 + i32::from(d) + e as i32
 }
 
-fn tiers() -> [Options; 2] {
-    [
-        Options::default(),
-        Options {
-            force_libffi: true,
-            ..Options::default()
-        },
-    ]
+mod tiers;
+
+/// Every tier.
+fn runs() -> [Options; 4] {
+    tiers::each(Options::default()).map(|(_, options)| options)
 }
 
 #[test]
@@ -131,7 +128,7 @@ fn mismatched_checked_calls_are_errors_and_call_nothing() {
         Value::U64(100),
     ];
     let mut rejected = 0;
-    for options in tiers() {
+    for options in runs() {
         // SAFETY: `counted` has this signature.
         let f =
             unsafe { Function::with_options(counted as *const c_void, &sig, &options) }.unwrap();
@@ -166,7 +163,7 @@ fn mismatched_checked_calls_are_errors_and_call_nothing() {
 fn every_shape_rejects_mismatches_and_agrees_when_called_right() {
     let (mut rejected, mut agreed) = (0, 0);
     for shape in echo_shapes().into_iter().chain(many_arg_shapes()) {
-        for options in tiers() {
+        for options in runs() {
             // SAFETY: the shape's target has the shape's signature.
             let f = unsafe { Function::with_options(shape.target, &shape.sig, &options) }.unwrap();
             for slots in argument_vectors(&shape.sig).into_iter().take(3) {
@@ -213,7 +210,7 @@ fn a_huge_argument_count_is_an_error_not_a_crash() {
     // parser gives such a signature, and binding one built by hand fails.
     extern "C" fn never_called() {}
     let sig = Signature::new(vec![Type::I32; 300_000], Type::Void);
-    for options in tiers() {
+    for options in runs() {
         // SAFETY: nothing is called; the binding must fail.
         let err = unsafe { Function::with_options(never_called as *const _, &sig, &options) }
             .unwrap_err();

@@ -1,7 +1,7 @@
 //! Executable memory: mappings are read-and-execute (never writable and
-//! executable), are shared by a batch, and are unmapped when their last
-//! function is dropped, so creating and dropping many batches returns the
-//! process to its baseline.
+//! executable), are shared by a batch, or by every function of a shape
+//! bound alone, and are unmapped when their last function is dropped, so
+//! creating and dropping many batches returns the process to its baseline.
 
 use std::ffi::c_void;
 
@@ -35,7 +35,7 @@ fn jit_mappings() -> usize {
     process::maps().iter().filter(|m| m.is_jit_like()).count()
 }
 
-/// Both tests read the process's mappings: run them one at a time.
+/// The tests read the process's mappings: run them one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn bind_batch(n: usize) -> Vec<Function> {
@@ -50,18 +50,24 @@ fn bind_batch(n: usize) -> Vec<Function> {
     unsafe { Function::batch(&items, &Options::default()) }.unwrap()
 }
 
-#[test]
-fn mappings_are_rx_shared_by_a_batch_and_unmapped_with_their_last_function() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !jitcall::jit_available() {
-        println!(
-            "JIT memory unavailable ({:?}): nothing is mapped to check",
-            jitcall::jit_status()
-        );
+/// Whether the JIT may map memory here; says why not, and that `skipped`,
+/// when it may not, which only `JITCALL_DISABLE_JIT` allows.
+fn jit_memory(skipped: &str) -> bool {
+    if let Err(why) = jitcall::jit_status() {
+        println!("JIT memory unavailable ({why}): {skipped}");
         assert!(
             std::env::var_os("JITCALL_DISABLE_JIT").is_some(),
             "the JIT should be available here"
         );
+        return false;
+    }
+    true
+}
+
+#[test]
+fn mappings_are_rx_shared_by_a_batch_and_unmapped_with_their_last_function() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !jit_memory("nothing is mapped to check") {
         return;
     }
     notice_under_valgrind();
@@ -113,4 +119,76 @@ fn many_batches_created_and_dropped_return_to_baseline() {
     if jitcall::jit_available() {
         assert!(peak > baseline, "live functions should have added mappings");
     }
+}
+
+#[test]
+fn functions_of_one_shape_bound_alone_share_one_stub_until_the_last_is_dropped() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !jit_memory("no shared stubs to check") {
+        return;
+    }
+    extern "C" fn id_u64(x: u64) -> u64 {
+        x
+    }
+    extern "C" fn id_pointer(x: *const c_void) -> *const c_void {
+        x
+    }
+    extern "C" fn neg(x: f64) -> f64 {
+        -x
+    }
+    // Two signatures of one shape (their code is the same) and another.
+    let (u64_sig, pointer_sig, f64_sig): (Signature, Signature, Signature) = (
+        "(u64) -> u64".parse().unwrap(),
+        "(pointer) -> pointer".parse().unwrap(),
+        "(f64) -> f64".parse().unwrap(),
+    );
+    let bind = |target: *const c_void, sig: &Signature| {
+        // SAFETY: each target is bound with its own signature.
+        let f = unsafe { Function::new(target, sig) }.unwrap();
+        assert_eq!(f.tier(), Tier::Shared, "{sig}");
+        f
+    };
+    let mut same: Vec<Function> = (0..100)
+        .map(|i| {
+            if i % 2 == 0 {
+                bind(id_u64 as *const c_void, &u64_sig)
+            } else {
+                bind(id_pointer as *const c_void, &pointer_sig)
+            }
+        })
+        .collect();
+    let other = bind(neg as *const c_void, &f64_sig);
+    let range = same[0].code_mapping().expect("a shared stub's mapping");
+    assert!(
+        same.iter().all(|f| f.code_mapping() == Some(range.clone())),
+        "one shape, one stub"
+    );
+    let other_range = other.code_mapping().expect("a shared stub's mapping");
+    assert_ne!(other_range, range, "another shape, another stub");
+    // Each still calls its own target through the shared stub.
+    let mut ret = 0u64;
+    // SAFETY: one argument slot and a return slot.
+    unsafe { same[1].call_packed([0x1234u64].as_ptr(), &mut ret) };
+    assert_eq!(ret, 0x1234);
+    // SAFETY: as above.
+    unsafe { other.call_packed([2.5f64.to_bits()].as_ptr(), &mut ret) };
+    assert_eq!(f64::from_bits(ret), -2.5);
+
+    let last = same.pop().unwrap();
+    drop(same);
+    assert!(process::mapping_covering(&range).is_some_and(|m| m.is_executable()));
+    drop(last);
+    assert!(
+        !process::mapping_covering(&range).is_some_and(|m| m.is_executable()),
+        "the stub outlived its functions"
+    );
+    drop(other);
+    assert!(
+        !process::mapping_covering(&other_range).is_some_and(|m| m.is_executable()),
+        "the other stub outlived its function"
+    );
+    // A new function of the shape maps its stub again.
+    let again = bind(id_u64 as *const c_void, &u64_sig);
+    let range = again.code_mapping().expect("a shared stub's mapping");
+    assert!(process::mapping_covering(&range).is_some_and(|m| m.is_executable()));
 }

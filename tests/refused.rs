@@ -1,9 +1,10 @@
 //! JIT memory refused for real. Each case runs in a child process (this
 //! test binary, re-executed for one test with a marker in its
 //! environment), because the restrictions are irreversible: the child
-//! installs one, then checks that jitcall notices and falls back to libffi
-//! with the reason, and that every fixture callee still returns the right
-//! values.
+//! installs one, then checks that jitcall notices and falls back to the
+//! baked tier (code compiled into the library) with the reason, and that
+//! every fixture callee and every generated signature still returns the
+//! right values.
 //!
 //! - `PR_SET_MDWE` with `PR_MDWE_REFUSE_EXEC_GAIN` (Linux 6.3 and later):
 //!   mprotect adding `PROT_EXEC` fails with `EACCES`;
@@ -11,10 +12,11 @@
 //!   mprotect and pkey_mprotect with `PROT_EXEC`, and for mmap with both
 //!   `PROT_WRITE` and `PROT_EXEC`.
 //!
-//! Installed before the probe, the whole process is on libffi with
+//! Installed before the probe, the whole process is on the baked tier with
 //! `Fallback::JitUnavailable`; installed after it (the late cases), each new
-//! function falls back with `Fallback::MemoryRefused` and the functions
-//! created before keep working.
+//! function that needs new code falls back with `Fallback::MemoryRefused`,
+//! while the functions created before, and new functions of a shape whose
+//! shared stub was mapped before, keep working.
 //!
 //! A restriction the kernel (or an emulator such as qemu-user) does not
 //! enforce leaves the case not run, with a notice on stderr; set
@@ -29,6 +31,8 @@ use jitcall_fixtures::process::{self, notice, status_kib};
 use jitcall_fixtures::{
     agrees_on_every_vector, every_callee, receiver_agrees_on_every_vector, Callee,
 };
+
+mod tiers;
 
 /// The environment variable that tells a child which test it runs.
 const CHILD: &str = "JITCALL_REFUSED_CHILD";
@@ -370,26 +374,34 @@ fn with_receiver() -> Options {
     }
 }
 
-/// Binds every fixture callee, singly and in one batch, checks that each
-/// function is on `tier` without JIT entry points, and that all agree with
-/// the direct calls. Returns the number of calls checked.
-fn check_every_callee_on(tier: Tier) -> usize {
-    let Batch { callees, functions } = Batch::bind();
+/// Binds every fixture callee (generated signatures included), alone (with
+/// and without a receiver entry) and in one batch, checks that each
+/// function is on the baked tier for `why` without JIT code, and that all
+/// agree with the direct calls. Returns the number of calls checked.
+fn check_every_callee_baked(why: Fallback) -> usize {
+    let batch = Batch::bind(every_callee());
     let mut calls = 0;
-    for (callee, batched) in callees.iter().zip(functions) {
-        // SAFETY: as above.
-        let single = unsafe {
-            Function::with_options(callee.target(), callee.signature(), &with_receiver())
-        }
-        .unwrap();
-        for f in [&single, &batched] {
-            assert_eq!(f.tier(), tier, "{}", callee.name());
+    for (callee, batched) in batch.callees.iter().zip(&batch.functions) {
+        let alone = [with_receiver(), Options::default()].map(|options| {
+            // SAFETY: each callee has its own signature.
+            unsafe { Function::with_options(callee.target(), callee.signature(), &options) }
+                .unwrap()
+        });
+        for f in alone.iter().chain([batched]) {
+            assert_eq!(
+                f.tier(),
+                tiers::compiled_in(callee.signature(), why),
+                "{}",
+                callee.name()
+            );
+            tiers::check_baked_stub(f);
             assert_eq!(f.jit_entry(), None);
+            assert!(f.shape_entry().is_none());
             assert_eq!(f.receiver_entry(), None);
             assert_eq!(f.code_mapping(), None);
             // SAFETY: one slot per argument; the callees never dereference
             // pointer arguments.
-            calls += agrees_on_every_vector(callee.as_ref(), "fallback", |args, ret| unsafe {
+            calls += agrees_on_every_vector(callee.as_ref(), "baked", |args, ret| unsafe {
                 f.call_packed(args, ret)
             });
         }
@@ -405,24 +417,22 @@ fn refused_before_the_probe(restriction: Restriction) -> Result<String, String> 
     };
     assert_eq!(jitcall::jit_status(), Err(JitUnavailable::Refused(refused)));
     assert!(!jitcall::jit_available());
-    let calls = check_every_callee_on(Tier::Libffi(Fallback::JitUnavailable(
-        JitUnavailable::Refused(refused),
-    )));
+    let calls =
+        check_every_callee_baked(Fallback::JitUnavailable(JitUnavailable::Refused(refused)));
     Ok(format!(
-        "probe refused ({refused}); {} callees on libffi, {calls} calls agreed",
+        "probe refused ({refused}); {} callees on the baked tier, {calls} calls agreed",
         every_callee().len()
     ))
 }
 
-/// Every fixture callee, bound in one batch with receiver entries.
+/// Callees bound in one batch with receiver entries.
 struct Batch {
     callees: Vec<Box<dyn Callee + Send + Sync>>,
     functions: Vec<Function>,
 }
 
 impl Batch {
-    fn bind() -> Batch {
-        let callees = every_callee();
+    fn bind(callees: Vec<Box<dyn Callee + Send + Sync>>) -> Batch {
         let items: Vec<(*const c_void, _)> = callees
             .iter()
             .map(|c| (c.target(), c.signature()))
@@ -451,24 +461,45 @@ impl Batch {
 
 fn refused_after_the_probe(restriction: Restriction) -> Result<String, String> {
     assert!(jitcall::jit_available(), "{:?}", jitcall::jit_status());
-    // Functions created before the restriction: they must keep working.
-    let early = Batch::bind();
+    // Functions created before the restriction: they must keep working,
+    // and so must new functions of the shared stub's shape.
+    let early = Batch::bind(every_callee());
     let jit = early
         .functions
         .iter()
         .filter(|f| f.tier() == Tier::Jit)
         .count();
     assert!(jit > 0, "the early functions should be on the JIT tier");
+    extern "C" fn twice(x: i64) -> i64 {
+        x.wrapping_mul(2)
+    }
+    let sig = "(i64) -> i64".parse().unwrap();
+    // SAFETY: `twice` has this signature.
+    let early_shared = unsafe { Function::new(twice as *const c_void, &sig) }.unwrap();
+    assert_eq!(early_shared.tier(), Tier::Shared);
     let errno = restrict(restriction)?;
     assert!(jitcall::jit_available(), "the probe's answer is cached");
+    // SAFETY: as above.
+    let late_shared = unsafe { Function::new(twice as *const c_void, &sig) }.unwrap();
+    assert_eq!(late_shared.tier(), Tier::Shared, "the shape's stub exists");
+    assert_eq!(late_shared.code_mapping(), early_shared.code_mapping());
+    let mut ret = 0u64;
+    // SAFETY: one argument slot and a return slot.
+    unsafe { late_shared.call_packed([21u64].as_ptr(), &mut ret) };
+    assert_eq!(ret, 42);
+    // Once the shape's last function is gone, so is its stub: a new one
+    // would need new code.
+    drop((early_shared, late_shared));
 
-    let refused = Tier::Libffi(Fallback::MemoryRefused(MemoryRefused {
+    let why = Fallback::MemoryRefused(MemoryRefused {
         syscall: "mprotect",
         errno,
-    }));
-    // Ineligible signatures keep their own reason; everything else is
-    // refused. The fixtures are all eligible under the default limits.
-    let mut calls = check_every_callee_on(refused);
+    });
+    let refused = Tier::Baked(why);
+    // Ineligible signatures keep their own reason; everything else needing
+    // new code is refused. The fixtures are all eligible under the default
+    // limits.
+    let mut calls = check_every_callee_baked(why);
     calls += early.check();
 
     // A refused creation leaves nothing mapped behind.
@@ -493,23 +524,23 @@ fn refused_after_the_probe(restriction: Restriction) -> Result<String, String> {
     );
     drop(early);
     Ok(format!(
-        "{jit} early JIT functions kept working; new ones refused ({refused:?}); \
+        "{jit} early JIT functions and a shared stub kept working; new ones on {refused}; \
          {created} more refused creations, VmSize {before} -> {after} KiB; {calls} calls agreed"
     ))
 }
 
 #[test]
-fn mdwe_before_the_probe_puts_every_function_on_libffi() {
+fn mdwe_before_the_probe_puts_every_function_on_the_baked_tier() {
     in_child(
-        "mdwe_before_the_probe_puts_every_function_on_libffi",
+        "mdwe_before_the_probe_puts_every_function_on_the_baked_tier",
         || refused_before_the_probe(Restriction::Mdwe),
     );
 }
 
 #[test]
-fn seccomp_before_the_probe_puts_every_function_on_libffi() {
+fn seccomp_before_the_probe_puts_every_function_on_the_baked_tier() {
     in_child(
-        "seccomp_before_the_probe_puts_every_function_on_libffi",
+        "seccomp_before_the_probe_puts_every_function_on_the_baked_tier",
         || refused_before_the_probe(Restriction::Seccomp),
     );
 }

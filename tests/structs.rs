@@ -6,42 +6,24 @@
 
 use std::ffi::{c_void, CStr};
 
-use jitcall::{
-    classify, Abi, Entry, Fallback, Function, Library, Options, Signature, StructValue, Tier, Type,
-    Value,
-};
+use jitcall::{Function, Library, Options, Signature, StructValue, Type, Value};
 use jitcall_fixtures::STRUCTS_SO;
 
-/// The JIT tier (where the signature is eligible) and libffi.
-fn tiers() -> [Options; 2] {
-    [
-        Options::default(),
-        Options {
-            force_libffi: true,
-            ..Options::default()
-        },
-    ]
-}
+mod tiers;
 
-/// The tier `sig` must land on with `options`, from the classifier.
-fn expected_tier(sig: &Signature, options: &Options) -> Tier {
-    if options.force_libffi {
-        return Tier::Libffi(Fallback::Forced);
-    }
-    if let Err(why) = jitcall::jit_status() {
-        return Tier::Libffi(Fallback::JitUnavailable(why));
-    }
-    let abi = Abi::host().expect("a supported host");
-    match classify(sig, abi, Entry::Packed, &options.limits) {
-        Ok(_) => Tier::Jit,
-        Err(rule) => Tier::Libffi(Fallback::Ineligible(rule)),
-    }
+/// Every tier.
+fn runs() -> [Options; 4] {
+    tiers::each(Options::default()).map(|(_, options)| options)
 }
 
 fn bind(library: &Library, name: &str, sig: &str, options: &Options) -> Function {
     let sig: Signature = sig.parse().unwrap();
     let f = library.function_with_options(name, &sig, options).unwrap();
-    assert_eq!(f.tier(), expected_tier(&sig, options), "{name} {sig}");
+    assert_eq!(
+        f.tier(),
+        tiers::expected(&sig, options, false),
+        "{name} {sig}"
+    );
     f
 }
 
@@ -75,7 +57,7 @@ fn call_packed_struct(f: &Function, slots: &[u64]) -> Vec<u8> {
 #[test]
 fn div_and_ldiv_return_their_structs() {
     let libc = Library::this_process().unwrap();
-    for options in tiers() {
+    for options in runs() {
         let div = bind(&libc, "div", "(i32, i32) -> {i32, i32}", &options);
         let ldiv = bind(&libc, "ldiv", "(i64, i64) -> {i64, i64}", &options);
         for (n, d) in [
@@ -222,7 +204,7 @@ fn an_all_float_pair_and_a_24_byte_struct_round_trip() {
         },
     ];
     let mut checked = 0;
-    for options in tiers() {
+    for options in runs() {
         let f_swap = bind(
             &lib,
             "jfdl_pair_swap",
@@ -318,7 +300,7 @@ fn an_all_float_pair_and_a_24_byte_struct_round_trip() {
 fn snprintf(shape: &str, format: &CStr, args: &[Value]) -> Vec<String> {
     let libc = Library::this_process().unwrap();
     let mut out = Vec::new();
-    for options in tiers() {
+    for options in runs() {
         let f = bind(&libc, "snprintf", shape, &options);
         let mut buf = [0u8; 256];
         let mut values = vec![
@@ -421,7 +403,7 @@ fn hand_built_variadic_signatures_are_checked_when_bound() {
 
 #[test]
 fn closed_library_struct_returns_are_zeroed_whole() {
-    for options in tiers() {
+    for options in runs() {
         let lib = Library::open(STRUCTS_SO).unwrap();
         let swap = bind(
             &lib,

@@ -380,10 +380,7 @@ fn measure_case(case: &Case, method: &Method) -> Result<CaseResult, String> {
     Ok(CaseResult {
         name: case.name,
         signature: case.sig.to_string(),
-        tier: match jit.tier() {
-            Tier::Jit => "jit".to_string(),
-            Tier::Libffi(why) => format!("libffi ({why})"),
-        },
+        tier: jit.tier().to_string(),
         library_symbol: case.is_library_symbol(),
         args: case.sig.args.len(),
         register_args: plan(Entry::Packed).is_some_and(|plan| plan.stack_bytes == 0),

@@ -1,0 +1,139 @@
+//! The tiers every suite runs on, and the tier each binding must land on,
+//! stated from the documented rules rather than asked of the library.
+
+#![allow(dead_code)] // each suite uses part of this module
+
+use jitcall::{
+    classify, Abi, Entry, Fallback, Function, JitUnavailable, Options, Signature, Tier, Type,
+};
+
+/// Options that put a binding on each tier, on top of `base`: its own JIT
+/// trampoline, the shape's shared stub (without a receiver entry, which
+/// only a trampoline of one's own has), the compiled-in tiers (as under a
+/// W^X policy), and libffi.
+pub fn each(base: Options) -> [(&'static str, Options); 4] {
+    [
+        (
+            "jit",
+            Options {
+                specialise: true,
+                ..base
+            },
+        ),
+        (
+            "shared",
+            Options {
+                receiver_entry: false,
+                ..base
+            },
+        ),
+        (
+            "compiled-in",
+            Options {
+                avoid_jit: true,
+                ..base
+            },
+        ),
+        (
+            "libffi",
+            Options {
+                force_libffi: true,
+                ..base
+            },
+        ),
+    ]
+}
+
+/// Whether `sig`'s shape is in the baked set, as `jitcall_emitters::baked`
+/// documents it: at most two arguments of any scalar type, or three or
+/// four of 32- and 64-bit integers, pointers, `f32` and `f64`, with any
+/// scalar return.
+pub fn in_baked_set(sig: &Signature) -> bool {
+    let scalar = |t: &Type| !matches!(t, Type::Buffer | Type::Struct(_) | Type::Void);
+    let wide = |t: &Type| {
+        matches!(
+            t,
+            Type::I32
+                | Type::U32
+                | Type::I64
+                | Type::U64
+                | Type::Pointer
+                | Type::Function
+                | Type::F32
+                | Type::F64
+        )
+    };
+    let args_fit = sig.args.iter().all(scalar)
+        && (sig.args.len() <= 2 || (sig.args.len() <= 4 && sig.args.iter().all(wide)));
+    let ret_fits = !matches!(sig.ret, Type::Buffer | Type::Struct(_));
+    args_fit && ret_fits
+}
+
+/// The compiled-in tier `sig` lands on, for the reason `why`; a shape
+/// outside the baked set runs through the register-file stub
+/// ([`Function::uses_register_file`]).
+pub fn compiled_in(_sig: &Signature, why: Fallback) -> Tier {
+    Tier::Baked(why)
+}
+
+/// Checks that `f`, on the baked tier, uses its shape's own stub exactly
+/// when the baked set has the shape.
+pub fn check_baked_stub(f: &Function) {
+    if let Tier::Baked(_) = f.tier() {
+        assert_eq!(
+            f.uses_register_file(),
+            !in_baked_set(f.signature()),
+            "{}: the register-file stub exactly outside the baked set",
+            f.signature()
+        );
+    }
+}
+
+/// The tier a binding of `sig` with `options` must be on, bound alone or
+/// (`batch`) among others.
+pub fn expected(sig: &Signature, options: &Options, batch: bool) -> Tier {
+    if options.force_libffi {
+        return Tier::Libffi(Fallback::Forced);
+    }
+    let Some(abi) = Abi::host() else {
+        return Tier::Libffi(Fallback::JitUnavailable(JitUnavailable::UnsupportedAbi));
+    };
+    if let Err(rule) = classify(sig, abi, Entry::Packed, &options.limits) {
+        return Tier::Libffi(Fallback::Ineligible(rule));
+    }
+    if options.avoid_jit {
+        return compiled_in(sig, Fallback::Forced);
+    }
+    if let Err(why) = jitcall::jit_status() {
+        return compiled_in(sig, Fallback::JitUnavailable(why));
+    }
+    if batch || options.specialise || options.receiver_entry {
+        Tier::Jit
+    } else {
+        Tier::Shared
+    }
+}
+
+/// Bindings counted by tier, without the reasons, for a suite's summary.
+#[derive(Default)]
+pub struct Tally(std::collections::BTreeMap<&'static str, usize>);
+
+impl Tally {
+    pub fn add(&mut self, f: &Function) {
+        let kind = match f.tier() {
+            Tier::Baked(_) if f.uses_register_file() => "baked (register file)",
+            Tier::Jit => "JIT",
+            Tier::Shared => "shared",
+            Tier::Baked(_) => "baked",
+            Tier::Libffi(_) => "libffi",
+        };
+        *self.0.entry(kind).or_default() += 1;
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        f.write_str(&parts.join(", "))
+    }
+}
