@@ -606,7 +606,7 @@ pub(crate) fn return_bytes(ty: Type) -> usize {
 fn compiled_in(sig: &Signature, plan: Plan, why: Fallback) -> Result<(Path, Tier)> {
     let path = match (baked::stub(sig), baked::register_file()) {
         (Some((stub, fix)), _) => Path::Baked(stub, fix),
-        (None, Some(stub)) => Path::RegisterFile(Box::new(RegisterFileCall::new(stub, plan))),
+        (None, Some(stub)) => Path::RegisterFile(Box::new(RegisterFileCall::new(stub, &plan))),
         (None, None) => Path::Libffi(LibffiCall::new(sig)?),
     };
     Ok((path, compiled_in_tier(sig, why)))

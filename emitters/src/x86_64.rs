@@ -136,14 +136,23 @@ pub fn emit_register_file() -> Vec<u8> {
         ; mov rbx, rdx
         ; mov r12, rsi
         ; mov r11, rdi
-        // The stack block: rcx words from the file to the frame.
+        // The stack block: rcx words from the file to the frame, in a loop
+        // (rep movsq costs tens of cycles to start, even for no words).
         ; mov rcx, QWORD [r11 + stack_words]
         ; lea rax, [rcx * 8 + 15]
         ; and rax, -16
         ; sub rsp, rax
         ; mov rsi, QWORD [r11 + stack]
-        ; mov rdi, rsp
-        ; rep movsq
+        ; xor eax, eax
+        ; test rcx, rcx
+        ; jz >copied
+        ; copy:
+        ; mov rdx, QWORD [rsi + rax * 8]
+        ; mov QWORD [rsp + rax * 8], rdx
+        ; inc rax
+        ; cmp rax, rcx
+        ; jb <copy
+        ; copied:
     );
     for n in 0..8u8 {
         let at = (FP + 8 * u32::from(n)) as i32;
@@ -168,7 +177,7 @@ pub fn emit_register_file() -> Vec<u8> {
         ; ret
     );
     ops.finalize()
-        .expect("the register-file stub has no labels")
+        .expect("the register-file stub's jumps go to its own labels")
 }
 
 /// Compares the library's closed cell with zero and jumps to the returned
