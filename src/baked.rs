@@ -10,7 +10,6 @@ use jitcall_emitters::baked::{self, RawReturn};
 use jitcall_emitters::register_file::RegisterFileFn;
 use jitcall_emitters::ShapeFn;
 
-use crate::value::widen;
 use crate::{Signature, Type};
 
 include!(concat!(env!("OUT_DIR"), "/baked.rs"));
@@ -37,27 +36,27 @@ pub(crate) fn register_file() -> Option<RegisterFileFn> {
     Some(unsafe { std::mem::transmute::<*const u8, RegisterFileFn>(code().add(offset)) })
 }
 
-/// What a baked stub's raw return needs to become the packed encoding.
+/// What a baked stub's raw return needs to become the packed encoding:
+/// the value shifted up by `shift` bits and back down, sign-extending or
+/// not, which narrows it to its width (`bool` and narrow integers, 32-bit
+/// integers, an `f32`'s bits). A shift of 0 leaves the slot alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ReturnFix {
-    /// Nothing: `void`, 64-bit integers and addresses, `f64`.
-    None,
-    /// An integer narrower than 64 bits (or `bool`), extended from its
-    /// width as its type says.
-    Widen(Type),
-    /// An `f32`: the register's upper 32 bits cleared.
-    LowHalf,
+pub(crate) struct ReturnFix {
+    shift: u32,
+    signed: bool,
 }
 
 impl ReturnFix {
     fn of(ret: Type) -> Option<ReturnFix> {
-        Some(match (RawReturn::of(ret)?, ret) {
-            (RawReturn::Float, Type::F32) => ReturnFix::LowHalf,
-            (RawReturn::Int, ty) if ty.int_width().is_some_and(|(bits, _)| bits < 64) => {
-                ReturnFix::Widen(ty)
-            }
-            _ => ReturnFix::None,
-        })
+        RawReturn::of(ret)?;
+        let (shift, signed) = match ret {
+            Type::F32 => (32, false),
+            ty => match ty.int_width() {
+                Some((bits, signed)) if bits < 64 => (64 - bits, signed),
+                _ => (0, false),
+            },
+        };
+        Some(ReturnFix { shift, signed })
     }
 
     /// Fixes the return slot at `ret` after the stub's call.
@@ -65,15 +64,19 @@ impl ReturnFix {
     /// # Safety
     ///
     /// `ret` must be the slot the stub wrote, readable and writable,
-    /// unless the fix is `None`.
+    /// unless the return is `void` (whose shift is 0).
     #[inline]
     pub(crate) unsafe fn apply(self, ret: *mut u64) {
-        match self {
-            ReturnFix::None => {}
+        if self.shift != 0 {
             // SAFETY: the caller's contract.
-            ReturnFix::Widen(ty) => unsafe { *ret = widen(ty, *ret) },
-            // SAFETY: the caller's contract.
-            ReturnFix::LowHalf => unsafe { *ret &= 0xffff_ffff },
+            unsafe {
+                let up = *ret << self.shift;
+                *ret = if self.signed {
+                    ((up as i64) >> self.shift) as u64
+                } else {
+                    up >> self.shift
+                };
+            }
         }
     }
 }
@@ -143,12 +146,13 @@ mod tests {
 
     #[test]
     fn every_baked_stub_keeps_callee_saved_registers_and_aligns_the_stack() {
-        let slots = [0u64; 4];
+        let slots = [0u64; 6];
         let mut checked = 0;
         for (key, stub) in every_stub() {
             let (_, raw) = key.decode();
             let mut ret = u64::MAX;
-            // SAFETY: the stub reads at most four slots and writes one
+            // SAFETY: the stub reads at most six slots (a null buffer
+            // among them) and writes one
             // return slot; jf_entry_sp_mod16 ignores its arguments and
             // returns the stack pointer's remainder in the integer register.
             let clobbered = unsafe {

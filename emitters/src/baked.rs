@@ -3,37 +3,52 @@
 //! specialised machine code in a process that may create no executable
 //! memory.
 //!
-//! A baked stub is the shape stub ([`Target::Argument`]) of a small,
-//! register-only signature. To keep the set small its return is stored
-//! raw, as the target left it in its return register ([`RawReturn`]); the
-//! caller finishes it (narrow integers and `u32`/`i32` extended to 64 bits,
-//! an `f32` masked to its 32 bits), which costs one operation per call.
+//! A baked stub is the shape stub ([`Target::Argument`](crate::Target))
+//! of a small, register-only signature. Two things keep the set small:
 //!
-//! The set, and why: every signature of at most two arguments over all the
-//! scalar argument classes, and of three or four over the four that make
-//! up most C APIs (32- and 64-bit integers and pointers, `f32`, `f64`),
-//! with each raw return class. That is 393 argument lists × 3 returns =
-//! 1,179 stubs, some 60 KB of code on x86_64. Every other eligible shape
-//! runs through the register-file stub (`emit_register_file`), one
-//! compiled-in stub for all of them.
+//! - its return is stored raw, as the target left it in its return
+//!   register ([`RawReturn`]); the caller finishes it (narrow and 32-bit
+//!   integers extended to 64 bits, an `f32` masked to its 32 bits), one
+//!   shift pair per call;
+//! - 32- and 64-bit arguments share a class ([`ARG_CLASSES`]): the stub
+//!   loads all 64 bits of the slot into the register, `movsd` or `ldr d`
+//!   for an `f32` too. Both ABIs leave the bits above a 32-bit argument
+//!   unspecified, so the callee reads only its own; only 8- and 16-bit
+//!   integers must arrive extended to 32 bits (clang's callees rely on
+//!   it), and keep classes of their own.
+//!
+//! The set, and why: every signature of at most two arguments over all
+//! the classes (narrow integers and buffers included), and of three to
+//! six over the two wide classes, integer and floating point, which is
+//! most of C's APIs and all of what fits in registers on both ABIs; each
+//! with the three raw returns. That is 57 + 120 = 177 argument lists × 3
+//! = 531 stubs, about 45 KB of code. Every other eligible shape (seven
+//! arguments or more, narrow integers among three or more, structs) runs
+//! through the register-file stub (`emit_register_file`), one compiled-in
+//! stub for all of them.
 
 use crate::{classify, Abi, Entry, Limits, Plan, Signature, Type};
 
-/// The argument classes a baked stub distinguishes: each stands for the
-/// types whose code is its own (see [`Plan::shape`]).
-pub const ARG_CLASSES: [Type; 8] = [
+/// The argument classes a baked stub distinguishes, each named by the
+/// type whose code it runs: `u8` for `bool` and `u8`; `i64` for every 32-
+/// and 64-bit integer, pointer and function (a 64-bit load); `f64` for
+/// `f32` and `f64` (a 64-bit FP load).
+pub const ARG_CLASSES: [Type; 7] = [
     Type::U8,
     Type::I8,
     Type::I16,
     Type::U16,
-    Type::I32,
     Type::I64,
-    Type::F32,
     Type::F64,
+    Type::Buffer,
 ];
 
-/// The classes allowed in the third and fourth argument of a baked shape.
-const WIDE_CLASSES: [Type; 4] = [Type::I32, Type::I64, Type::F32, Type::F64];
+/// The classes of a baked shape's arguments past the second.
+const WIDE_CLASSES: [Type; 2] = [Type::I64, Type::F64];
+
+/// The most arguments a baked shape has: six integers fit in registers on
+/// both ABIs.
+const MAX_ARGS: usize = 6;
 
 /// How a baked stub leaves the return value in the return buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,6 +84,7 @@ impl RawReturn {
 
 /// A baked shape's key: its argument classes and raw return, packed into
 /// a `u32` that sorts the set (2 bits of return, 3 of count, 3 per class).
+// Seven classes and at most six arguments: 2 + 3 + 18 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BakedKey(pub u32);
 
@@ -97,9 +113,9 @@ impl BakedKey {
 fn arg_class(ty: Type) -> Option<Type> {
     let class = match ty {
         Type::Bool | Type::U8 => Type::U8,
-        Type::U32 => Type::I32,
-        Type::U64 | Type::Pointer | Type::Function => Type::I64,
-        Type::Buffer | Type::Struct(_) | Type::Void => return None,
+        Type::I32 | Type::U32 | Type::U64 | Type::Pointer | Type::Function => Type::I64,
+        Type::F32 => Type::F64,
+        Type::Struct(_) | Type::Void => return None,
         other => other,
     };
     Some(class)
@@ -115,7 +131,7 @@ pub fn key(sig: &Signature) -> Option<BakedKey> {
         .map(|&t| arg_class(t))
         .collect::<Option<_>>()?;
     let wide = |t: &Type| WIDE_CLASSES.contains(t);
-    let in_set = args.len() <= 2 || (args.len() <= 4 && args.iter().all(wide));
+    let in_set = args.len() <= 2 || (args.len() <= MAX_ARGS && args.iter().all(wide));
     let ret = RawReturn::of(sig.ret)?;
     in_set.then(|| BakedKey::new(&args, ret))
 }
@@ -123,7 +139,7 @@ pub fn key(sig: &Signature) -> Option<BakedKey> {
 /// Every key of the set, in order.
 pub fn keys() -> Vec<BakedKey> {
     let mut lists: Vec<Vec<Type>> = vec![vec![]];
-    for n in 1..=4 {
+    for n in 1..=MAX_ARGS {
         let classes: &[Type] = if n <= 2 { &ARG_CLASSES } else { &WIDE_CLASSES };
         let shorter: Vec<Vec<Type>> = lists.iter().filter(|l| l.len() == n - 1).cloned().collect();
         for list in shorter {
@@ -174,7 +190,7 @@ mod tests {
     #[test]
     fn the_set_has_every_short_signature_and_no_other() {
         let keys = keys();
-        assert_eq!(keys.len(), (1 + 8 + 64 + 64 + 256) * 3);
+        assert_eq!(keys.len(), (1 + 7 + 49 + 8 + 16 + 32 + 64) * 3);
         let mut sorted = keys.clone();
         sorted.dedup();
         assert_eq!(sorted.len(), keys.len(), "distinct keys");
@@ -192,6 +208,9 @@ mod tests {
             "(i32, u32, i64, pointer) -> void",
             "(pointer, ..., i32) -> i32",
             "(u32, u32, u32) -> u16",
+            "(i32, i32, i32, i32, i32) -> void",
+            "(pointer, f64, u32, f32, function, i64) -> bool",
+            "(buffer, u64) -> u64",
         ];
         for text in covered {
             let sig: Signature = text.parse().unwrap();
@@ -199,8 +218,8 @@ mod tests {
         }
         let outside = [
             "(i8, i8, i8) -> void",
-            "(i32, i32, i32, i32, i32) -> void",
-            "(buffer) -> void",
+            "(i32, i32, i32, i32, i32, i32, i32) -> void",
+            "(buffer, u64, u64) -> void",
             "({i32, i32}) -> void",
             "() -> {f32, f32}",
         ];
@@ -211,17 +230,26 @@ mod tests {
     }
 
     #[test]
-    fn every_baked_stub_is_its_signatures_shape_stub_with_a_raw_return() {
+    fn every_baked_stub_moves_its_signatures_arguments_where_its_own_plan_does() {
         for abi in Abi::ALL {
             for text in [
                 "(i32, f64) -> f64",
                 "(u8, i16) -> void",
+                "(buffer, u32) -> u64",
                 "(pointer, i64, f32, i32) -> u64",
+                "(f32, u32, f64, i64, pointer, f32) -> f32",
             ] {
                 let sig: Signature = text.parse().unwrap();
                 let key = key(&sig).unwrap();
                 let own = classify(&sig, abi, Entry::Packed, &Limits::default()).unwrap();
-                assert_eq!(plan(key, abi).args, own.shape().args, "{abi} {text}");
+                let baked = plan(key, abi);
+                let moves = |plan: &Plan| -> Vec<_> {
+                    plan.args.iter().map(|a| (a.index, a.from, a.to)).collect()
+                };
+                assert_eq!(moves(&baked), moves(&own), "{abi} {text}");
+                for (b, o) in baked.args.iter().zip(&own.args) {
+                    assert_eq!(Some(b.ty), arg_class(o.ty), "{abi} {text}");
+                }
             }
         }
     }

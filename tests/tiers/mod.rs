@@ -45,11 +45,11 @@ pub fn each(base: Options) -> [(&'static str, Options); 4] {
 }
 
 /// Whether `sig`'s shape is in the baked set, as `jitcall_emitters::baked`
-/// documents it: at most two arguments of any scalar type, or three or
-/// four of 32- and 64-bit integers, pointers, `f32` and `f64`, with any
-/// scalar return.
+/// documents it: at most two arguments of any scalar type or buffers, or
+/// three to six of 32- and 64-bit integers, pointers, functions, `f32`
+/// and `f64`, with any scalar return.
 pub fn in_baked_set(sig: &Signature) -> bool {
-    let scalar = |t: &Type| !matches!(t, Type::Buffer | Type::Struct(_) | Type::Void);
+    let any = |t: &Type| !matches!(t, Type::Struct(_) | Type::Void);
     let wide = |t: &Type| {
         matches!(
             t,
@@ -63,8 +63,8 @@ pub fn in_baked_set(sig: &Signature) -> bool {
                 | Type::F64
         )
     };
-    let args_fit = sig.args.iter().all(scalar)
-        && (sig.args.len() <= 2 || (sig.args.len() <= 4 && sig.args.iter().all(wide)));
+    let args_fit = sig.args.iter().all(any)
+        && (sig.args.len() <= 2 || (sig.args.len() <= 6 && sig.args.iter().all(wide)));
     let ret_fits = !matches!(sig.ret, Type::Buffer | Type::Struct(_));
     args_fit && ret_fits
 }
