@@ -1,11 +1,14 @@
 //! `jitcall bench`: what each call path costs, per signature, next to a
 //! direct call; what creating a trampoline costs; how dense they are.
 //!
-//! For every signature of [`cases::table`] the target is bound twice (JIT
-//! tier with a receiver entry, and libffi forced), every path is run once
-//! and its result checked against the direct call's, then all paths are
-//! timed together ([`timing::measure`]). [`report`] prints the tables and
-//! the comparison with DESIGN.md's targets, and writes the JSON.
+//! For every signature of [`cases::table`] the target is bound on every
+//! tier (its own JIT trampolines with a receiver entry, its shape's shared
+//! stub, the baked tier, libffi), every path is run once and its result
+//! checked against the direct call's, then all paths are timed together
+//! ([`timing::measure`]). The full run then re-executes itself under
+//! `PR_SET_MDWE` ([`refused`]), where the JIT is refused for real, and
+//! times the baked tier there. [`report`] prints the tables and the
+//! comparison with DESIGN.md's targets, and writes the JSON.
 
 use std::ffi::c_void;
 use std::hint::black_box;
@@ -17,6 +20,7 @@ use jitcall::{classify, Abi, Entry, Function, Limits, Options, PackedFn, Tier, T
 mod cases;
 mod creation;
 mod guard;
+pub mod refused;
 mod report;
 mod timing;
 
@@ -31,6 +35,9 @@ pub struct Config {
     pub quick: bool,
     /// Where to write the JSON results.
     pub json: Option<PathBuf>,
+    /// Install `PR_SET_MDWE` first, so that the JIT is refused, and time
+    /// the call paths only: what a full run re-executes itself with.
+    pub under_mdwe: bool,
 }
 
 /// A way of calling a bound function.
@@ -42,6 +49,10 @@ pub enum Path {
     Packed,
     /// [`Function::call_packed`] on the JIT tier.
     CallPacked,
+    /// [`Function::call_packed`] through the shape's shared stub.
+    Shared,
+    /// [`Function::call_packed`] on the baked tier.
+    Baked,
     /// The JIT receiver entry, called as a typed `extern "C" fn`.
     Receiver,
     /// libffi's `ffi_call` with a prepared Cif.
@@ -52,10 +63,12 @@ pub enum Path {
 
 impl Path {
     /// Every path, in table order.
-    pub const ALL: [Path; 6] = [
+    pub const ALL: [Path; 8] = [
         Path::Direct,
         Path::Packed,
         Path::CallPacked,
+        Path::Shared,
+        Path::Baked,
         Path::Receiver,
         Path::Libffi,
         Path::Call,
@@ -67,6 +80,8 @@ impl Path {
             Path::Direct => "direct",
             Path::Packed => "packed",
             Path::CallPacked => "call_packed",
+            Path::Shared => "shared",
+            Path::Baked => "baked",
             Path::Receiver => "receiver",
             Path::Libffi => "libffi",
             Path::Call => "call",
@@ -82,6 +97,14 @@ impl Path {
             }
             Path::Packed => "the JIT packed entry, jit_entry() called as a jitcall::PackedFn",
             Path::CallPacked => "Function::call_packed on the JIT tier",
+            Path::Shared => {
+                "Function::call_packed through the shape's shared JIT stub (a function bound \
+                 alone), the target passed as data"
+            }
+            Path::Baked => {
+                "Function::call_packed on the baked tier, code compiled into the library: \
+                 Options { avoid_jit }, or the JIT refused for real under PR_SET_MDWE"
+            }
             Path::Receiver => {
                 "the JIT receiver entry, receiver_entry() called as extern \"C\" fn(receiver, \
                  a0, …) with narrow integers widened"
@@ -95,7 +118,10 @@ impl Path {
 
     /// Whether the path returns through a packed return slot.
     const fn uses_slot(self) -> bool {
-        matches!(self, Path::Packed | Path::CallPacked | Path::Libffi)
+        matches!(
+            self,
+            Path::Packed | Path::CallPacked | Path::Shared | Path::Baked | Path::Libffi
+        )
     }
 }
 
@@ -108,11 +134,32 @@ pub enum ReceiverKind {
     Call,
 }
 
+/// Which compiled-in code the baked tier calls through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BakedStub {
+    /// The shape's own stub, from the baked set.
+    Shape,
+    /// The register-file stub, filled from the plan per call.
+    RegisterFile,
+}
+
+impl BakedStub {
+    pub const fn key(self) -> &'static str {
+        match self {
+            BakedStub::Shape => "shape stub",
+            BakedStub::RegisterFile => "register file",
+        }
+    }
+}
+
 /// The results for one signature.
 pub struct CaseResult {
     pub name: &'static str,
     pub signature: String,
     pub tier: String,
+    /// The baked tier's code for this signature: its shape's own stub, or
+    /// the register-file stub.
+    pub baked_stub: BakedStub,
     /// A real libc/libm symbol rather than a callee of this binary.
     pub library_symbol: bool,
     /// Arguments, and whether all of them go in registers in the packed
@@ -236,6 +283,10 @@ pub struct Results {
     pub cases: Vec<CaseResult>,
     pub closed_check: Vec<guard::GuardCost>,
     pub creation: Creation,
+    /// The call paths timed again with the JIT refused for real.
+    pub refused: refused::Refused,
+    /// Bytes of code compiled into the library for the baked tier.
+    pub baked_code_bytes: usize,
 }
 
 /// What an unwritten return slot holds, to see which paths store to it.
@@ -286,11 +337,41 @@ fn receiver_loop<'a>(case: &'a Case, function: &'a Function) -> Option<Loop<'a>>
     }))
 }
 
+/// A case bound on every tier.
+struct Bound {
+    /// With a receiver entry: on the JIT tier when the JIT is available.
+    jit: Function,
+    /// Alone: on the shape's shared stub when the JIT is available.
+    shared: Function,
+    /// On the baked tier: bound with `avoid_jit`, or with the defaults
+    /// when the JIT is refused.
+    baked: Function,
+    libffi: Function,
+}
+
+/// Whether `f` calls through the shape's shared stub.
+fn is_shared(f: &Function) -> bool {
+    f.tier() == Tier::Shared
+}
+
+/// Whether `f` is on the baked tier.
+fn is_baked(f: &Function) -> bool {
+    matches!(f.tier(), Tier::Baked(_))
+}
+
 /// The call loops of one case, one per [`Path::ALL`].
-fn loops<'a>(case: &'a Case, jit: &'a Function, libffi: &'a Function) -> Vec<Option<Loop<'a>>> {
+fn loops<'a>(case: &'a Case, bound: &'a Bound) -> Vec<Option<Loop<'a>>> {
+    let Bound {
+        jit,
+        shared,
+        baked,
+        libffi,
+    } = bound;
     let direct: Loop = Box::new(|iters| case.run_direct(iters));
     let packed = packed_loop(case, jit);
     let call_packed = (jit.tier() == Tier::Jit).then(|| call_packed_loop(case, jit));
+    let shared = is_shared(shared).then(|| call_packed_loop(case, shared));
+    let baked = is_baked(baked).then(|| call_packed_loop(case, baked));
     let receiver = receiver_loop(case, jit);
     let call: Loop = Box::new(move |iters| {
         let mut last = Ok(Value::Void);
@@ -313,6 +394,8 @@ fn loops<'a>(case: &'a Case, jit: &'a Function, libffi: &'a Function) -> Vec<Opt
         Some(direct),
         packed,
         call_packed,
+        shared,
+        baked,
         receiver,
         Some(call_packed_loop(case, libffi)),
         Some(call),
@@ -358,11 +441,21 @@ fn measure_case(case: &Case, method: &Method) -> Result<CaseResult, String> {
         receiver_entry: true,
         ..Options::default()
     })?;
-    let libffi = bind(Options {
-        force_libffi: true,
+    // Under a real refusal the default binding is on the baked tier.
+    let baked = bind(Options {
+        avoid_jit: jitcall::jit_available(),
         ..Options::default()
     })?;
-    let mut call_loops = loops(case, &jit, &libffi);
+    let bound = Bound {
+        shared: bind(Options::default())?,
+        baked,
+        libffi: bind(Options {
+            force_libffi: true,
+            ..Options::default()
+        })?,
+        jit,
+    };
+    let mut call_loops = loops(case, &bound);
     check(case, &mut call_loops)?;
 
     let paths = timing::measure(&mut call_loops, method);
@@ -370,6 +463,7 @@ fn measure_case(case: &Case, method: &Method) -> Result<CaseResult, String> {
     let host = Abi::host();
     let plan =
         |entry| host.and_then(|abi| classify(&case.sig, abi, entry, &Limits::default()).ok());
+    let jit = &bound.jit;
     let receiver = jit.receiver_entry().map(|_| {
         if plan(Entry::Receiver).is_some_and(|plan| plan.tail_calls()) {
             ReceiverKind::TailCall
@@ -381,6 +475,11 @@ fn measure_case(case: &Case, method: &Method) -> Result<CaseResult, String> {
         name: case.name,
         signature: case.sig.to_string(),
         tier: jit.tier().to_string(),
+        baked_stub: if bound.baked.uses_register_file() {
+            BakedStub::RegisterFile
+        } else {
+            BakedStub::Shape
+        },
         library_symbol: case.is_library_symbol(),
         args: case.sig.args.len(),
         register_args: plan(Entry::Packed).is_some_and(|plan| plan.stack_bytes == 0),
@@ -432,43 +531,73 @@ pub fn run(config: &Config) -> Result<(), String> {
     } else {
         Method::FULL
     };
+    if config.under_mdwe {
+        // Before anything probes: the refusal must be what the probe sees.
+        refused::install_mdwe()?;
+    }
     let table = cases::table()?;
     let start = CpuTimes::now();
-    let progress = Progress::new(table.len() + 2);
+    let steps = if config.under_mdwe { 0 } else { 3 };
+    let progress = Progress::new(table.len() + steps);
     let mut measured = Vec::with_capacity(table.len());
     for (done, case) in table.iter().enumerate() {
         progress.show(done, case.name);
         measured.push(measure_case(case, &method)?);
     }
+    let machine = |start: Option<CpuTimes>| {
+        Machine::describe(start.and_then(|start| {
+            start.others_busy_since(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        }))
+    };
+    if config.under_mdwe {
+        progress.finish();
+        let machine = machine(start);
+        write_out(&report::under_mdwe_text(&machine, &measured))?;
+        if let Some(path) = &config.json {
+            write_json(path, &report::under_mdwe_json(&machine, &measured))?;
+        }
+        return Ok(());
+    }
     progress.show(table.len(), "the closed-library check");
     let closed_check = guard::measure(&table, &method)?;
     progress.show(table.len() + 1, "trampoline creation");
     let creation = creation::measure(&table, &method)?;
+    let machine = machine(start);
+    progress.show(table.len() + 2, "the baked tier under PR_SET_MDWE");
+    let refused = refused::measure_in_child(config.quick, &table);
     progress.finish();
 
     let results = Results {
         quick: config.quick,
         method,
-        machine: Machine::describe(start.and_then(|start| {
-            start.others_busy_since(std::thread::available_parallelism().map_or(1, |n| n.get()))
-        })),
+        machine,
         cases: measured,
         closed_check,
         creation,
+        refused,
+        baked_code_bytes: jitcall::baked_code_bytes(),
     };
-    let text = report::text(&results);
+    write_out(&report::text(&results))?;
+    if let Some(path) = &config.json {
+        write_json(path, &report::json(&results))?;
+    }
+    Ok(())
+}
+
+/// Writes the report to stdout.
+fn write_out(text: &str) -> Result<(), String> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         // A reader that stopped early (`| head`) is not an error.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(format!("cannot write the report: {e}"));
+            Err(format!("cannot write the report: {e}"))
         }
-        _ => {}
+        _ => Ok(()),
     }
-    if let Some(path) = &config.json {
-        let json = serde_json::to_string_pretty(&report::json(&results))
-            .map_err(|e| format!("cannot encode the results: {e}"))?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
+}
+
+/// Writes `json` to `path`.
+fn write_json(path: &std::path::Path, json: &serde_json::Value) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(json)
+        .map_err(|e| format!("cannot encode the results: {e}"))?;
+    std::fs::write(path, json + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

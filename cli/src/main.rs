@@ -19,14 +19,17 @@ const USAGE: &str = "\
 usage: jitcall [COMMAND]
 
 commands:
-  bench [--quick] [--json FILE]
+  bench [--quick] [--json FILE] [--under-mdwe]
                       (the default) time every call path (direct, JIT packed
-                      entry raw and through call_packed, JIT receiver entry,
-                      libffi, checked call) on a table of signatures, and
-                      trampoline creation and density, against DESIGN.md's
-                      targets. --quick is a short smoke run; --json FILE also
-                      writes the results as JSON. `jitcall --quick` and
-                      `jitcall --json FILE` run bench too
+                      entry raw and through call_packed, shared stub, baked
+                      tier, JIT receiver entry, libffi, checked call) on a
+                      table of signatures, and creation and density, against
+                      DESIGN.md's targets; then again in a child process with
+                      the JIT refused by PR_SET_MDWE. --quick is a short smoke
+                      run; --json FILE also writes the results as JSON;
+                      --under-mdwe times the call paths only, in this process,
+                      with the JIT refused (what the child runs). `jitcall
+                      --quick` and `jitcall --json FILE` run bench too
   explain [--library] SIGNATURE
                       show, for each ABI and entry kind, where every argument
                       goes, whether the signature is eligible, and the code
@@ -42,6 +45,7 @@ fn bench_config(args: &[String]) -> Result<bench::Config, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => config.quick = true,
+            "--under-mdwe" => config.under_mdwe = true,
             "--json" => {
                 let file = args.next().ok_or("--json needs a file name")?;
                 config.json = Some(PathBuf::from(file));

@@ -28,10 +28,12 @@ const SIGNATURES: [&str; 23] = [
     "div",
 ];
 
-const PATHS: [&str; 6] = [
+const PATHS: [&str; 8] = [
     "direct",
     "packed",
     "call_packed",
+    "shared",
+    "baked",
     "receiver",
     "libffi",
     "call",
@@ -103,7 +105,7 @@ fn quick_json_lists_every_signature_and_path() {
             // A path that does not apply is null; the others are measured.
             if path.is_null() {
                 assert!(
-                    !["direct", "libffi", "call"].contains(&key.as_str()),
+                    !["direct", "baked", "libffi", "call"].contains(&key.as_str()),
                     "{name} {key}"
                 );
                 continue;
@@ -134,10 +136,20 @@ fn quick_json_lists_every_signature_and_path() {
     assert!(stdout.contains("the closed-library check"), "{stdout}");
 
     let creation = &json["creation"];
-    assert!(is_summary(&creation["single_ns"]));
-    assert!(is_summary(&creation["batch_each_ns"]));
+    for key in [
+        "repeated_shape_ns",
+        "new_shape_ns",
+        "own_ns",
+        "baked_ns",
+        "batch_each_ns",
+    ] {
+        assert!(is_summary(&creation[key]), "{key}: {creation}");
+    }
     assert_eq!(creation["batch_size"], 1000);
-    assert_eq!(json["targets"].as_array().unwrap().len(), 6);
+    assert_eq!(json["targets"].as_array().unwrap().len(), 9);
+    assert!(json["baked_code_bytes"].as_u64().unwrap() > 0);
+
+    check_refused_run(&json["refused_jit"], &stdout);
 
     // The text report has the same rows.
     for name in SIGNATURES {
@@ -148,15 +160,50 @@ fn quick_json_lists_every_signature_and_path() {
     }
 }
 
+/// The run under PR_SET_MDWE: every signature on the baked tier with the
+/// refusal as its reason, or a reason it did not run (a kernel before 6.3,
+/// an emulator), which JITCALL_REQUIRE_FAULTS=1 does not accept natively.
+fn check_refused_run(refused: &Value, stdout: &str) {
+    if let Some(why) = refused["not_run"].as_str() {
+        let strict = std::env::var_os("JITCALL_REQUIRE_FAULTS").is_some_and(|v| v == "1");
+        assert!(
+            !strict || jitcall_fixtures::process::emulator().is_some(),
+            "the run under PR_SET_MDWE did not happen: {why}"
+        );
+        println!("NOTICE: the bench's run under PR_SET_MDWE NOT checked: {why}");
+        assert!(stdout.contains("not measured"), "{stdout}");
+        return;
+    }
+    assert!(
+        refused["jit"].as_str().unwrap().contains("refused"),
+        "{refused}"
+    );
+    let signatures = refused["signatures"].as_array().unwrap();
+    assert_eq!(signatures.len(), SIGNATURES.len());
+    for signature in signatures {
+        let name = &signature["name"];
+        let tier = signature["tier"].as_str().unwrap();
+        assert!(tier.starts_with("baked (JIT unavailable"), "{name}: {tier}");
+        let paths = &signature["paths"];
+        for key in ["packed", "call_packed", "shared", "receiver"] {
+            assert!(paths[key].is_null(), "{name}: {key}");
+        }
+        for key in ["direct", "baked", "libffi", "call"] {
+            assert!(is_summary(&paths[key]["ns_per_call"]), "{name}: {key}");
+        }
+    }
+    assert!(stdout.contains("PR_SET_MDWE"), "{stdout}");
+}
+
 #[test]
 fn without_jit_the_jit_paths_are_left_out() {
     let (json, stdout) = quick_json(&[("JITCALL_DISABLE_JIT", "1")]);
     for signature in json["signatures"].as_array().unwrap() {
         let paths = &signature["paths"];
-        for key in ["packed", "call_packed", "receiver"] {
+        for key in ["packed", "call_packed", "shared", "receiver"] {
             assert!(paths[key].is_null(), "{}: {key}", signature["name"]);
         }
-        for key in ["direct", "libffi", "call"] {
+        for key in ["direct", "baked", "libffi", "call"] {
             assert!(
                 is_summary(&paths[key]["ns_per_call"]),
                 "{}: {key}",
@@ -164,8 +211,10 @@ fn without_jit_the_jit_paths_are_left_out() {
             );
         }
     }
+    // The JIT's targets are not measured; the baked tier's are.
     for target in json["targets"].as_array().unwrap() {
-        assert!(target["met"].is_null(), "{target}");
+        let baked = target["target"].as_str().unwrap().contains("baked tier");
+        assert_eq!(target["met"].is_null(), !baked, "{target}");
     }
     // Without trampolines there is no check to measure.
     assert_eq!(json["closed_check"], serde_json::json!([]));

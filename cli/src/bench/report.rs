@@ -7,13 +7,14 @@ use serde_json::{json, Value as Json};
 
 use super::creation::{Density, BATCH};
 use super::guard::Pair;
+use super::refused::Refused;
 use super::timing::{Measurement, Summary};
-use super::{CaseResult, Path, ReceiverKind, Results};
+use super::{CaseResult, Machine, Path, ReceiverKind, Results};
 
 /// Width of the name column.
 const NAME: usize = 13;
 /// Width of a path column.
-const CELL: usize = 15;
+const CELL: usize = 14;
 
 /// A duration in nanoseconds, in the unit that suits it.
 fn duration(ns: f64) -> String {
@@ -38,22 +39,44 @@ fn met(ok: bool) -> &'static str {
     }
 }
 
-fn header(out: &mut String) {
+/// The header of a table of `paths`.
+fn header(out: &mut String, paths: &[Path]) {
     let _ = write!(out, "{:<NAME$}", "signature");
-    for path in Path::ALL {
+    for path in paths {
         let _ = write!(out, "{:>CELL$}", path.key());
     }
     out.push('\n');
 }
 
-/// One table row: `cell` renders each measured path.
-fn row(out: &mut String, case: &CaseResult, cell: impl Fn(Path, &Measurement) -> String) {
+/// One table row over `paths`: `cell` renders each measured path.
+fn row(
+    out: &mut String,
+    case: &CaseResult,
+    paths: &[Path],
+    cell: impl Fn(Path, &Measurement) -> String,
+) {
     let _ = write!(out, "{:<NAME$}", case.name);
-    for path in Path::ALL {
+    for &path in paths {
         let text = case.get(path).map_or("—".to_string(), |m| cell(path, m));
         let _ = write!(out, "{text:>CELL$}");
     }
     out.push('\n');
+}
+
+/// The median table of `cases` over `paths`, each with its ratio to the
+/// direct call.
+fn medians(out: &mut String, cases: &[CaseResult], paths: &[Path]) {
+    header(out, paths);
+    for case in cases {
+        let direct = case.get(Path::Direct).map(|m| m.ns_per_call.median);
+        row(out, case, paths, |path, m| {
+            let median = m.ns_per_call.median;
+            match (path, direct) {
+                (Path::Direct, _) | (_, None) => format!("{median:.2}"),
+                (_, Some(direct)) => format!("{median:.2} {:>5.2}×", median / direct),
+            }
+        });
+    }
 }
 
 /// A set of ratios, each with the signature it belongs to.
@@ -116,11 +139,44 @@ struct Verdict {
     json: Json,
 }
 
+impl Verdict {
+    /// The same verdict, saying how it was measured.
+    fn measured_as(mut self, how: &str) -> Verdict {
+        self.measured = format!("{} ({how})", self.measured);
+        self.json["measured_as"] = json!(how);
+        self
+    }
+}
+
 /// The signatures the call-overhead targets are judged on: the callees of
 /// this binary, whose bodies are a few instructions. A libc or libm call's
 /// time is mostly the callee's own.
-fn judged(results: &Results) -> impl Iterator<Item = &CaseResult> {
-    results.cases.iter().filter(|case| !case.library_symbol)
+fn judged(cases: &[CaseResult]) -> impl Iterator<Item = &CaseResult> {
+    cases.iter().filter(|case| !case.library_symbol)
+}
+
+/// The baked tier's targets, over `cases`, measured as `how`.
+fn baked_verdicts(cases: &[CaseResult], how: &str, verdicts: &mut Vec<Verdict>) {
+    let target = "baked tier ≤ 2× direct, register arguments only";
+    let baked = Spread::of(
+        judged(cases)
+            .filter(|case| case.register_args)
+            .filter_map(|case| Some((case.name, case.ratio(Path::Baked, Path::Direct)?))),
+    );
+    verdicts.push(baked.map_or(not_measured(target), |spread| {
+        spread
+            .verdict(target, true, |worst| worst <= 2.0)
+            .measured_as(how)
+    }));
+    let target = "libffi ≥ 5× the baked tier, every signature";
+    let libffi = Spread::of(
+        judged(cases).filter_map(|case| Some((case.name, case.ratio(Path::Libffi, Path::Baked)?))),
+    );
+    verdicts.push(libffi.map_or(not_measured(target), |spread| {
+        spread
+            .verdict(target, false, |worst| worst >= 5.0)
+            .measured_as(how)
+    }));
 }
 
 fn verdicts(results: &Results) -> Vec<Verdict> {
@@ -128,7 +184,7 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
 
     let target = "packed entry ≤ 1.5× direct, 2–6 register arguments";
     let packed = Spread::of(
-        judged(results)
+        judged(&results.cases)
             .filter(|case| case.register_args && (2..=6).contains(&case.args))
             .filter_map(|case| Some((case.name, case.ratio(Path::Packed, Path::Direct)?))),
     );
@@ -138,7 +194,7 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
 
     let target = "receiver entry that tail-calls ≤ 1.15× direct";
     let receiver = Spread::of(
-        judged(results)
+        judged(&results.cases)
             .filter(|case| case.receiver == Some(ReceiverKind::TailCall))
             .filter_map(|case| Some((case.name, case.ratio(Path::Receiver, Path::Direct)?))),
     );
@@ -148,12 +204,25 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
 
     let target = "libffi ≥ 10× the JIT packed entry";
     let libffi = Spread::of(
-        judged(results)
+        judged(&results.cases)
             .filter_map(|case| Some((case.name, case.ratio(Path::Libffi, Path::Packed)?))),
     );
     verdicts.push(libffi.map_or(not_measured(target), |spread| {
         spread.verdict(target, false, |worst| worst >= 10.0)
     }));
+
+    // Judged under the real refusal when the child ran, else on the
+    // baked tier forced by options in this process.
+    match &results.refused {
+        Refused::Measured { cases, .. } => {
+            baked_verdicts(cases, "JIT refused by PR_SET_MDWE", &mut verdicts);
+        }
+        Refused::NotRun(_) => baked_verdicts(
+            &results.cases,
+            "forced by Options::avoid_jit, PR_SET_MDWE unavailable",
+            &mut verdicts,
+        ),
+    }
 
     // Without code mappings the creations measured libffi's, not the JIT's.
     let creation = &results.creation;
@@ -162,9 +231,25 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
     verdicts.push(if jit {
         Verdict {
             target,
-            measured: format!("{} median", duration(creation.single.median)),
-            met: Some(creation.single.median <= 5_000.0),
-            json: json!({ "median_ns": creation.single.median }),
+            measured: format!(
+                "{} median (specialise); a new shape's stub {}",
+                duration(creation.own.median),
+                duration(creation.new_shape.median)
+            ),
+            met: Some(creation.own.median.max(creation.new_shape.median) <= 5_000.0),
+            json: json!({ "median_ns": creation.own.median,
+                          "new_shape_median_ns": creation.new_shape.median }),
+        }
+    } else {
+        not_measured(target)
+    });
+    let target = "Function::new of a shape already bound ≤ 1 µs";
+    verdicts.push(if jit {
+        Verdict {
+            target,
+            measured: format!("{} median", duration(creation.repeated_shape.median)),
+            met: Some(creation.repeated_shape.median <= 1_000.0),
+            json: json!({ "median_ns": creation.repeated_shape.median }),
         }
     } else {
         not_measured(target)
@@ -206,6 +291,77 @@ fn not_measured(target: &'static str) -> Verdict {
     }
 }
 
+/// The machine and how busy it was.
+fn machine_lines(out: &mut String, m: &Machine) {
+    let _ = writeln!(
+        out,
+        "machine: {} CPUs, {}, {}, {}; {}, JIT {}",
+        m.cpus, m.cpu_model, m.kernel, m.rustc, m.abi, m.jit
+    );
+    if let Some(busy) = m.others_busy {
+        let _ = writeln!(
+            out,
+            "other processes kept {busy:.2} of the {} CPUs busy on average during the run",
+            m.cpus
+        );
+    }
+}
+
+/// The paths timed with the JIT refused: direct, baked, libffi, checked.
+const REFUSED_PATHS: [Path; 4] = [Path::Direct, Path::Baked, Path::Libffi, Path::Call];
+
+/// The tier and baked stub of each signature.
+fn signature_lines(out: &mut String, cases: &[CaseResult]) {
+    *out += "\nsignatures (tier; the baked tier's code; what the receiver entry does; where the\n\
+            target is defined):\n";
+    for case in cases {
+        let receiver = match case.receiver {
+            Some(ReceiverKind::TailCall) => "tail call",
+            Some(ReceiverKind::Call) => "call, narrow",
+            None => "—",
+        };
+        let origin = if case.library_symbol {
+            "libc/libm"
+        } else {
+            "here"
+        };
+        let _ = writeln!(
+            out,
+            "  {:<NAME$}{:<16} {:<14} {receiver:<13} {origin:<10} {}",
+            case.name,
+            case.tier,
+            case.baked_stub.key(),
+            case.signature
+        );
+    }
+}
+
+/// What `jitcall bench --under-mdwe` prints: its own table.
+pub fn under_mdwe_text(machine: &Machine, cases: &[CaseResult]) -> String {
+    let mut out = String::from("jitcall bench --under-mdwe: the JIT refused by PR_SET_MDWE\n");
+    machine_lines(&mut out, machine);
+    signature_lines(&mut out, cases);
+    out += "\nmedian ns per call, and the ratio to the direct call:\n";
+    medians(&mut out, cases, &REFUSED_PATHS);
+    let mut verdicts = Vec::new();
+    baked_verdicts(cases, "JIT refused by PR_SET_MDWE", &mut verdicts);
+    verdict_lines(&mut out, &verdicts);
+    out
+}
+
+/// The verdict lines.
+fn verdict_lines(out: &mut String, verdicts: &[Verdict]) {
+    *out += "\nDESIGN.md targets (call ratios over the callees defined in this binary):\n";
+    for verdict in verdicts {
+        let status = verdict.met.map_or("—", met);
+        let _ = writeln!(
+            out,
+            "  {:<52} {:<7} {}",
+            verdict.target, status, verdict.measured
+        );
+    }
+}
+
 /// The report as text.
 pub fn text(results: &Results) -> String {
     let mut out = String::new();
@@ -220,62 +376,43 @@ pub fn text(results: &Results) -> String {
         method.sample,
         method.warm_up,
     );
+    machine_lines(&mut out, m);
     let _ = writeln!(
         out,
-        "machine: {} CPUs, {}, {}, {}; {}, JIT {}",
-        m.cpus, m.cpu_model, m.kernel, m.rustc, m.abi, m.jit
+        "baked tier: {} of code compiled into the library",
+        kib(results.baked_code_bytes as f64)
     );
-    if let Some(busy) = m.others_busy {
-        let _ = writeln!(
-            out,
-            "other processes kept {busy:.2} of the {} CPUs busy on average during the run",
-            m.cpus
-        );
-    }
 
     out += "\npaths:\n";
     for path in Path::ALL {
         let _ = writeln!(out, "  {:<12} {}", path.key(), path.description());
     }
 
-    out += "\nsignatures (tier; what the receiver entry does; where the target is defined):\n";
-    for case in &results.cases {
-        let receiver = match case.receiver {
-            Some(ReceiverKind::TailCall) => "tail call",
-            Some(ReceiverKind::Call) => "call, narrow",
-            None => "—",
-        };
-        let origin = if case.library_symbol {
-            "libc/libm"
-        } else {
-            "here"
-        };
-        let _ = writeln!(
-            out,
-            "  {:<NAME$}{:<5} {receiver:<13} {origin:<10} {}",
-            case.name, case.tier, case.signature
-        );
-    }
+    signature_lines(&mut out, &results.cases);
 
     out += "\nmedian ns per call, and the ratio to the direct call:\n";
-    header(&mut out);
+    medians(&mut out, &results.cases, &Path::ALL);
+
+    out += "\nmin–max ns per call over the samples:\n";
+    header(&mut out, &Path::ALL);
     for case in &results.cases {
-        let direct = case.get(Path::Direct).map(|m| m.ns_per_call.median);
-        row(&mut out, case, |path, m| {
-            let median = m.ns_per_call.median;
-            match (path, direct) {
-                (Path::Direct, _) | (_, None) => format!("{median:.2}"),
-                (_, Some(direct)) => format!("{median:.2} {:>5.2}×", median / direct),
-            }
+        row(&mut out, case, &Path::ALL, |_, m| {
+            format!("{:.2}–{:.2}", m.ns_per_call.min, m.ns_per_call.max)
         });
     }
 
-    out += "\nmin–max ns per call over the samples:\n";
-    header(&mut out);
-    for case in &results.cases {
-        row(&mut out, case, |_, m| {
-            format!("{:.2}–{:.2}", m.ns_per_call.min, m.ns_per_call.max)
-        });
+    match &results.refused {
+        Refused::Measured { jit, cases } => {
+            let _ = writeln!(
+                out,
+                "\nthe JIT refused for real: this binary re-executed under PR_SET_MDWE (JIT {jit}),\n\
+                 median ns per call, and the ratio to the direct call:"
+            );
+            medians(&mut out, cases, &REFUSED_PATHS);
+        }
+        Refused::NotRun(why) => {
+            let _ = writeln!(out, "\nthe JIT refused for real: not measured: {why}");
+        }
     }
 
     if !results.closed_check.is_empty() {
@@ -309,21 +446,45 @@ pub fn text(results: &Results) -> String {
 
     let creation = &results.creation;
     out += "\ncreation and density:\n";
-    let _ = writeln!(
-        out,
-        "  one Function::new                {} median ({} to {}, {} creations)",
-        duration(creation.single.median),
-        duration(creation.single.min),
-        duration(creation.single.max),
-        creation.single.samples,
+    let timed = |out: &mut String, what: &str, summary: &Summary, unit: &str| {
+        let _ = writeln!(
+            out,
+            "  {what:<38} {} median ({} to {}, {} {unit})",
+            duration(summary.median),
+            duration(summary.min),
+            duration(summary.max),
+            summary.samples,
+        );
+    };
+    timed(
+        &mut out,
+        "Function::new, a shape already bound",
+        &creation.repeated_shape,
+        "creations",
     );
-    let _ = writeln!(
-        out,
-        "  each in a Function::batch of {BATCH} {} median ({} to {}, {} batches)",
-        duration(creation.batch_each.median),
-        duration(creation.batch_each.min),
-        duration(creation.batch_each.max),
-        creation.batch_each.samples,
+    timed(
+        &mut out,
+        "Function::new, a new shape (its stub)",
+        &creation.new_shape,
+        "creations",
+    );
+    timed(
+        &mut out,
+        "one with a trampoline of its own",
+        &creation.own,
+        "creations",
+    );
+    timed(
+        &mut out,
+        "one on the baked tier (avoid_jit)",
+        &creation.baked,
+        "creations",
+    );
+    timed(
+        &mut out,
+        &format!("each in a Function::batch of {BATCH}"),
+        &creation.batch_each,
+        "batches",
     );
     let density = |density: Option<Density>| match density {
         Some(d) => format!(
@@ -336,24 +497,18 @@ pub fn text(results: &Results) -> String {
     };
     let _ = writeln!(
         out,
-        "  code mapping, one batch          {}",
+        "  {:<38} {}",
+        "code mapping, one batch",
         density(creation.batch_density)
     );
     let _ = writeln!(
         out,
-        "  code mapping, Function::new      {}",
+        "  {:<38} {}",
+        "code mapping, Function::new",
         density(creation.single_density)
     );
 
-    out += "\nDESIGN.md targets (call ratios over the callees defined in this binary):\n";
-    for verdict in verdicts(results) {
-        let status = verdict.met.map_or("—", met);
-        let _ = writeln!(
-            out,
-            "  {:<52} {:<7} {}",
-            verdict.target, status, verdict.measured
-        );
-    }
+    verdict_lines(&mut out, &verdicts(results));
     out
 }
 
@@ -363,6 +518,59 @@ fn summary_json(summary: &Summary) -> Json {
         "min": summary.min,
         "max": summary.max,
         "samples": summary.samples,
+    })
+}
+
+/// One signature with every path (null where the path does not apply).
+fn case_json(case: &CaseResult) -> Json {
+    let paths: serde_json::Map<String, Json> = Path::ALL
+        .iter()
+        .map(|&path| {
+            let value = case.get(path).map_or(Json::Null, |m| {
+                json!({
+                    "ns_per_call": summary_json(&m.ns_per_call),
+                    "iters_per_sample": m.iters_per_sample,
+                    "ratio_to_direct": case.ratio(path, Path::Direct),
+                })
+            });
+            (path.key().to_string(), value)
+        })
+        .collect();
+    json!({
+        "name": case.name,
+        "signature": case.signature,
+        "tier": case.tier,
+        "baked_stub": case.baked_stub.key(),
+        "library_symbol": case.library_symbol,
+        "args": case.args,
+        "register_args": case.register_args,
+        "receiver_entry": match case.receiver {
+            Some(ReceiverKind::TailCall) => "tail_call",
+            Some(ReceiverKind::Call) => "call",
+            None => "none",
+        },
+        "paths": paths,
+    })
+}
+
+fn machine_json(m: &Machine) -> Json {
+    json!({
+        "cpus": m.cpus,
+        "cpu_model": m.cpu_model,
+        "kernel": m.kernel,
+        "rustc": m.rustc,
+        "others_busy_cpus": m.others_busy,
+        "abi": m.abi,
+        "jit": m.jit,
+    })
+}
+
+/// What `jitcall bench --under-mdwe --json` writes: the machine and the
+/// signatures, as in the full run's JSON.
+pub fn under_mdwe_json(machine: &Machine, cases: &[CaseResult]) -> Json {
+    json!({
+        "machine": machine_json(machine),
+        "signatures": cases.iter().map(case_json).collect::<Vec<_>>(),
     })
 }
 
@@ -380,37 +588,7 @@ fn density_json(density: Option<Density>) -> Json {
 /// path does not apply), creation, density and the targets.
 pub fn json(results: &Results) -> Json {
     let m = &results.machine;
-    let signatures: Vec<Json> = results
-        .cases
-        .iter()
-        .map(|case| {
-            let paths: serde_json::Map<String, Json> = Path::ALL
-                .iter()
-                .map(|&path| {
-                    let value = case.get(path).map_or(Json::Null, |m| {
-                        json!({
-                            "ns_per_call": summary_json(&m.ns_per_call),
-                            "iters_per_sample": m.iters_per_sample,
-                            "ratio_to_direct": case.ratio(path, Path::Direct),
-                        })
-                    });
-                    (path.key().to_string(), value)
-                })
-                .collect();
-            json!({
-                "name": case.name,
-                "signature": case.signature,
-                "tier": case.tier,
-                "library_symbol": case.library_symbol,
-                "receiver_entry": match case.receiver {
-                    Some(ReceiverKind::TailCall) => "tail_call",
-                    Some(ReceiverKind::Call) => "call",
-                    None => "none",
-                },
-                "paths": paths,
-            })
-        })
-        .collect();
+    let signatures: Vec<Json> = results.cases.iter().map(case_json).collect();
     let pair_json = |pair: Option<&Pair>| {
         pair.map_or(Json::Null, |p| {
             json!({
@@ -438,15 +616,8 @@ pub fn json(results: &Results) -> Json {
         .collect();
     json!({
         "quick": results.quick,
-        "machine": {
-            "cpus": m.cpus,
-            "cpu_model": m.cpu_model,
-            "kernel": m.kernel,
-            "rustc": m.rustc,
-            "others_busy_cpus": m.others_busy,
-            "abi": m.abi,
-            "jit": m.jit,
-        },
+        "machine": machine_json(m),
+        "baked_code_bytes": results.baked_code_bytes,
         "method": {
             "warm_up_ns": results.method.warm_up.as_nanos() as u64,
             "sample_ns": results.method.sample.as_nanos() as u64,
@@ -455,8 +626,18 @@ pub fn json(results: &Results) -> Json {
         "paths": Path::ALL.iter().map(|p| json!({ "key": p.key(), "description": p.description() })).collect::<Vec<_>>(),
         "signatures": signatures,
         "closed_check": closed_check,
+        "refused_jit": match &results.refused {
+            Refused::Measured { jit, cases } => json!({
+                "jit": jit,
+                "signatures": cases.iter().map(case_json).collect::<Vec<_>>(),
+            }),
+            Refused::NotRun(why) => json!({ "not_run": why }),
+        },
         "creation": {
-            "single_ns": summary_json(&creation.single),
+            "repeated_shape_ns": summary_json(&creation.repeated_shape),
+            "new_shape_ns": summary_json(&creation.new_shape),
+            "own_ns": summary_json(&creation.own),
+            "baked_ns": summary_json(&creation.baked),
             "batch_size": BATCH,
             "batch_each_ns": summary_json(&creation.batch_each),
             "density_batch": density_json(creation.batch_density),
