@@ -1,7 +1,14 @@
-//! `jitcall explain`: classification of one signature on every ABI.
+//! `jitcall explain`: the tier a signature takes in this process, and its
+//! classification and code on every ABI: its own trampoline, its shape's
+//! shared stub, and the baked tier's stub.
 
-use jitcall::{classify, emit, Abi, Entry, Guard, Limits, Placement, Signature};
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use jitcall::{classify, emit, Abi, Entry, Guard, Limits, Options, Placement, Signature, Tier};
+use jitcall_emitters::baked::{self, RawReturn};
 use jitcall_emitters::disasm::disassemble;
+use jitcall_emitters::register_file;
 
 /// Where the listings place the trampoline and its target: a target in
 /// direct-branch reach, as it usually is.
@@ -32,9 +39,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ..Placement::at(BASE, TARGET)
     };
 
-    println!("signature: {sig}");
+    let mut out = String::new();
+    let _ = writeln!(out, "signature: {sig}");
+    tiers(&mut out, &sig);
     if library {
-        println!(
+        let _ = writeln!(
+            out,
             "bound from a Library: each trampoline first tests the library's closed byte \
              (at {:#x}); once it is set, the call goes to the closed-call handler (at {:#x}) \
              and returns 0",
@@ -43,27 +53,127 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     for abi in Abi::ALL {
         for entry in Entry::ALL {
-            println!();
+            out.push('\n');
             let node = match classify(&sig, abi, entry, &Limits::node()) {
                 Ok(_) => "eligible".to_string(),
                 Err(rule) => format!("not eligible ({rule})"),
             };
             match classify(&sig, abi, entry, &Limits::default()) {
                 Ok(plan) => {
-                    println!("{abi}, {entry} entry: eligible; under Node.js limits {node}");
-                    println!("{}", plan.describe());
+                    let _ = writeln!(
+                        out,
+                        "{abi}, {entry} entry: eligible; under Node.js limits {node}"
+                    );
+                    let _ = writeln!(out, "{}", plan.describe());
                     let code = emit(&plan, &at);
-                    println!(
+                    let _ = writeln!(
+                        out,
                         "  code: {} bytes (placed at {BASE:#x}, target at {TARGET:#x})",
                         code.len()
                     );
-                    for line in disassemble(abi, &code, BASE) {
-                        println!("    {line}");
+                    listing(&mut out, abi, &code, BASE);
+                    if entry == Entry::Packed {
+                        compiled_ahead(&mut out, &sig, &plan, abi);
                     }
                 }
-                Err(rule) => println!("{abi}, {entry} entry: not eligible, goes to libffi: {rule}"),
+                Err(rule) => {
+                    let _ = writeln!(
+                        out,
+                        "{abi}, {entry} entry: not eligible, goes to libffi: {rule}"
+                    );
+                }
             }
         }
     }
-    Ok(())
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the explanation: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn listing(out: &mut String, abi: Abi, code: &[u8], base: u64) {
+    for line in disassemble(abi, code, base) {
+        let _ = writeln!(out, "    {line}");
+    }
+}
+
+/// The tier each way of binding `sig` takes in this process.
+fn tiers(out: &mut String, sig: &Signature) {
+    let host = Abi::host().map_or("no supported ABI".to_string(), |abi| abi.to_string());
+    let jit = match jitcall::jit_status() {
+        Ok(()) => "JIT available".to_string(),
+        Err(why) => format!("JIT unavailable: {why}"),
+    };
+    let _ = writeln!(out, "tiers in this process ({host}, {jit}):");
+    let no_jit = Options {
+        avoid_jit: true,
+        ..Options::default()
+    };
+    let receiver = Options {
+        receiver_entry: true,
+        ..Options::default()
+    };
+    for (how, tier) in [
+        ("bound alone", Tier::choose(sig, &Options::default(), false)),
+        (
+            "in a batch, or with a receiver entry",
+            Tier::choose(sig, &receiver, true),
+        ),
+        (
+            "with the JIT refused (or avoid_jit)",
+            Tier::choose(sig, &no_jit, false),
+        ),
+    ] {
+        let stub = match tier {
+            Tier::Baked(_) if baked::key(sig).is_none() => ", through the register-file stub",
+            Tier::Baked(_) => ", through its shape's baked stub",
+            _ => "",
+        };
+        let _ = writeln!(out, "  {how:<38} {tier}{stub}");
+    }
+}
+
+/// The code made ahead of a call for `sig`'s packed entry on `abi`: the
+/// shape's shared stub (the JIT's, once per shape) and the baked tier's
+/// (compiled into the library).
+fn compiled_ahead(out: &mut String, sig: &Signature, plan: &jitcall::Plan, abi: Abi) {
+    let shared = emit(&plan.shape(), &Placement::shape());
+    let _ = writeln!(
+        out,
+        "  shared stub, the target passed as data (third argument): {} bytes",
+        shared.len()
+    );
+    listing(out, abi, &shared, 0);
+    match baked::key(sig) {
+        Some(key) => {
+            let (classes, raw) = key.decode();
+            let classes: Vec<String> = classes.iter().map(|t| t.to_string()).collect();
+            let raw = match raw {
+                RawReturn::Void => "nothing",
+                RawReturn::Int => "the integer register, raw",
+                RawReturn::Float => "the FP register, raw",
+            };
+            let code = baked::stub(key, abi);
+            let _ =
+                writeln!(out,
+                "  baked stub, compiled into the library: classes ({}), returning {raw}: {} bytes",
+                classes.join(", "),
+                code.len()
+            );
+            listing(out, abi, &code, 0);
+        }
+        None => {
+            let code = register_file::emit(abi);
+            let _ = writeln!(
+                out,
+                "  baked: no stub of its own; the moves above fill a register file per call, \
+                 and the register-file stub ({} bytes) loads it:",
+                code.len()
+            );
+            listing(out, abi, &code, 0);
+        }
+    }
 }
