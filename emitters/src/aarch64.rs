@@ -13,8 +13,8 @@
 //! | x1          | `ret` on entry (kept in the frame); argument 1 | argument 0 on entry; argument 1 |
 //! | x2–x7       | arguments 2–7                       | arguments 1–6 on entry; arguments 2–7   |
 //! | v0–v7       | FP arguments; v0 the FP return      | FP arguments, in place; v0 the return   |
-//! | x16 (ip0)   | scratch for stack arguments, then the target's address | the same             |
-//! | x17 (ip1)   | the closed cell (guarded); the `args` slot array | the closed cell (guarded)  |
+//! | x16 (ip0)   | scratch for stack arguments, then the target's address | the same; or the target from entry ([`THUNK_REGISTER`]) |
+//! | x17 (ip1)   | the closed cell (guarded); the `args` slot array | the closed cell (guarded); scratch for stack arguments when x16 holds the target from entry |
 //! | v16         | scratch for FP stack arguments      | the same                                |
 //! | x29, x30    | frame record                        | frame record, only if a call returns here |
 //!
@@ -26,6 +26,13 @@
 //! buffer's address for a struct returned through memory. The trampolines
 //! write nothing else: x18, x19–x28 and d8–d15 keep their values without
 //! being saved.
+//!
+//! A receiver-entry stub behind a static thunk (`Target::Register`) gets
+//! its target in x16 and otherwise runs the receiver entry's code, its
+//! stack arguments moved through x17 instead of x16, so that x16 still
+//! holds the target at the `br x16` (or `blr x16`, from the frame below,
+//! when the return needs narrowing). It has no guard: the closed check
+//! would take x16 and x17.
 //!
 //! # Closed-library check
 //!
@@ -100,6 +107,14 @@ pub const MAX_ARGS: usize = crate::Limits::EMITTER_MAX_ARGS;
 /// general-purpose scratch register for stack arguments before that.
 const CALLEE: u8 = 16;
 const SCRATCH: u8 = 16;
+/// x16 (ip0): the register a receiver-entry stub behind a static thunk
+/// finds its target in ([`Target::Register`]), the one the other
+/// trampolines call through. An intra-procedure-call scratch register, so
+/// the thunk may load it.
+pub const THUNK_REGISTER: u8 = CALLEE;
+/// x17 (ip1): the scratch register for a receiver entry's stack arguments
+/// while x16 holds the target from entry.
+const THUNK_SCRATCH: u8 = 17;
 /// x17 (ip1): the packed entry's slot array.
 const ARGS: u8 = 17;
 /// x17 (ip1): the closed cell's address, from the check at entry to the
@@ -151,16 +166,23 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     );
     debug_assert_eq!(plan.abi, Abi::Aapcs64, "a plan for another ABI");
     let mut ops = Assembler::new(0);
+    assert!(
+        at.guard.is_none() || at.target != Target::Register,
+        "a stub with its target in x16 has no closed check: the check takes x16"
+    );
     let closed = at.guard.map(|guard| check_closed(&mut ops, guard));
     match (plan.entry, at.target) {
-        (Entry::Packed, target) => packed(&mut ops, plan, target),
-        (Entry::Receiver, Target::Known(target)) if plan.tail_calls() => {
-            receiver_tail_call(&mut ops, plan, target)
+        (Entry::Packed, Target::Register) => {
+            panic!("a packed entry takes its target known or as an argument, not in x16")
         }
-        (Entry::Receiver, Target::Known(target)) => receiver_call(&mut ops, plan, target),
+        (Entry::Packed, target) => packed(&mut ops, plan, target),
         (Entry::Receiver, Target::Argument) => {
             panic!("a receiver entry calls a known target: it has no argument to spare")
         }
+        (Entry::Receiver, target) if plan.tail_calls() => {
+            receiver_tail_call(&mut ops, plan, target)
+        }
+        (Entry::Receiver, target) => receiver_call(&mut ops, plan, target),
     }
     if let (Some(label), Some(guard)) = (closed, at.guard) {
         closed_path(&mut ops, plan, at.target, guard, label);
@@ -268,6 +290,7 @@ fn closed_path(
     match target {
         Target::Known(target) => load_address(ops, 1, target),
         Target::Argument => asm!(ops ; mov x1, x2),
+        Target::Register => unreachable!("emit refuses a guard with the target in x16"),
     }
     call(ops, guard.on_closed);
     asm!(ops
@@ -336,7 +359,7 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: Target) {
                 move_field(ops, arg.ty, offset, bytes, arg.to);
             }
             Source::StackAddress(at) => move_address(ops, at, arg.to),
-            from => move_arg(ops, arg.ty, locate(from, no_stack), arg.to),
+            from => move_arg(ops, arg.ty, locate(from, no_stack), arg.to, SCRATCH),
         }
     }
     // A struct returned through memory goes to the return buffer, whose
@@ -353,6 +376,7 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: Target) {
             ; ldr X(CALLEE), [x29, #24]
             ; blr X(CALLEE)
         ),
+        Target::Register => unreachable!("emit refuses a packed entry with the target in x16"),
     }
 
     // The return value into the return buffer: a scalar extended to 64
@@ -412,18 +436,41 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: Target) {
     }
 }
 
+/// The scratch register for a receiver entry's stack arguments: x16,
+/// unless it holds the target from entry. The moves write nothing else but
+/// argument registers, their stack slots and v16 (a receiver plan has no
+/// struct, whose pieces go through x9 and x10), so a target in x16 reaches
+/// the branch intact.
+fn receiver_scratch(target: Target) -> u8 {
+    match target {
+        Target::Register => THUNK_SCRATCH,
+        Target::Known(_) | Target::Argument => SCRATCH,
+    }
+}
+
+/// Puts the receiver entry's target in x16 when it is known; a static
+/// thunk has put it there already otherwise.
+fn receiver_target(ops: &mut Assembler, target: Target) {
+    match target {
+        Target::Known(target) => load_target(ops, target),
+        Target::Register => {}
+        Target::Argument => unreachable!("emit refuses a receiver entry with the target as data"),
+    }
+}
+
 /// `extern "C" fn(receiver, a0, a1, …)` whose return needs no fix-up: move
 /// the arguments down in place and branch to the target.
-fn receiver_tail_call(ops: &mut Assembler, plan: &Plan, target: u64) {
+fn receiver_tail_call(ops: &mut Assembler, plan: &Plan, target: Target) {
     let incoming = Memory {
         base: SP,
         offset: 0,
     };
+    let scratch = receiver_scratch(target);
     for arg in &plan.args {
-        move_arg(ops, arg.ty, locate(arg.from, incoming), arg.to);
+        move_arg(ops, arg.ty, locate(arg.from, incoming), arg.to, scratch);
     }
 
-    load_target(ops, target);
+    receiver_target(ops, target);
     asm!(ops
         ; br X(CALLEE)
     );
@@ -431,7 +478,7 @@ fn receiver_tail_call(ops: &mut Assembler, plan: &Plan, target: u64) {
 
 /// `extern "C" fn(receiver, a0, a1, …)` returning an 8- or 16-bit integer:
 /// call the target, then narrow its return value.
-fn receiver_call(ops: &mut Assembler, plan: &Plan, target: u64) {
+fn receiver_call(ops: &mut Assembler, plan: &Plan, target: Target) {
     let outgoing = outgoing_bytes(plan);
 
     // Frame record.
@@ -446,11 +493,15 @@ fn receiver_call(ops: &mut Assembler, plan: &Plan, target: u64) {
         base: FRAME,
         offset: RECORD,
     };
+    let scratch = receiver_scratch(target);
     for arg in &plan.args {
-        move_arg(ops, arg.ty, locate(arg.from, incoming), arg.to);
+        move_arg(ops, arg.ty, locate(arg.from, incoming), arg.to, scratch);
     }
 
-    call(ops, target);
+    receiver_target(ops, target);
+    asm!(ops
+        ; blr X(CALLEE)
+    );
 
     // The callee leaves the bits above the return value's width unspecified.
     match plan.ret {
@@ -599,12 +650,12 @@ fn zero_return(ops: &mut Assembler, ret: Type) {
 }
 
 /// Moves one argument of type `ty` from where it is to where the target
-/// expects it.
-fn move_arg(ops: &mut Assembler, ty: Type, from: Value, to: Loc) {
+/// expects it, a stack argument through `scratch` (or v16 for a float).
+fn move_arg(ops: &mut Assembler, ty: Type, from: Value, to: Loc, scratch: u8) {
     match to {
         Loc::Gp(n) | Loc::Fp(n) => fetch(ops, ty, from, n),
         Loc::Stack(offset) => {
-            let via = if ty.is_float() { FP_SCRATCH } else { SCRATCH };
+            let via = if ty.is_float() { FP_SCRATCH } else { scratch };
             fetch(ops, ty, from, via);
             store_stack_arg(ops, ty, via, offset);
         }
@@ -766,9 +817,13 @@ mod tests {
 
     /// The instructions of the trampoline, as text, without offsets and bytes.
     fn listing_of(plan: &Plan, target: u64) -> Vec<String> {
-        let code = emit(plan, &Placement::at(0x10_0000, target));
+        listing_placed(plan, &Placement::at(0x10_0000, target))
+    }
+
+    fn listing_placed(plan: &Plan, at: &Placement) -> Vec<String> {
+        let code = emit(plan, at);
         assert_eq!(code.len() % 4, 0);
-        disassemble(Abi::Aapcs64, &code, 0x10_0000)
+        disassemble(Abi::Aapcs64, &code, at.base)
             .iter()
             .map(|line| {
                 let (_, rest) = line.split_once(": ").unwrap();
@@ -802,12 +857,16 @@ mod tests {
         "(u64, u64, u64, u64, u64, u64, u64, buffer, buffer, f64) -> u64",
     ];
 
+    /// Every signature for each entry kind, and for the receiver entry with
+    /// its target in x16 too.
     fn every_listing() -> Vec<(String, Vec<String>)> {
         let mut all = Vec::new();
         for sig in SIGNATURES {
             for entry in Entry::ALL {
                 all.push((format!("{entry} {sig}"), listing(sig, entry)));
             }
+            let code = listing_placed(&plan(sig, Entry::Receiver), &Placement::register());
+            all.push((format!("receiver (x16) {sig}"), code));
         }
         all
     }
@@ -1210,6 +1269,55 @@ mod tests {
             build(0xffff_0000_0000_0000),
             ["mov x16, #0xffff000000000000"]
         );
+    }
+
+    #[test]
+    fn a_target_in_x16_survives_every_receiver_move() {
+        for sig in SIGNATURES {
+            let plan = plan(sig, Entry::Receiver);
+            let code = listing_placed(&plan, &Placement::register());
+            let branch = if plan.tail_calls() {
+                "br x16"
+            } else {
+                "blr x16"
+            };
+            let at = code.iter().position(|l| l == branch).unwrap();
+            if plan.tail_calls() {
+                assert_eq!(at, code.len() - 1, "{sig}: {code:#?}");
+            }
+            for insn in code.iter().take(at) {
+                let mut tokens = insn.split(|c: char| !c.is_ascii_alphanumeric());
+                assert!(!tokens.any(|t| t == "x16" || t == "w16"), "{sig}: {insn}");
+            }
+            // Stack arguments go through x17 instead, as the same code with
+            // a known target moves them through x16.
+            let known = listing(sig, Entry::Receiver);
+            let through = |code: &[String], r: &str| {
+                code.iter()
+                    .filter(|l| l.starts_with(&format!("str x{r}, [sp")))
+                    .count()
+            };
+            assert_eq!(through(&code, "17"), through(&known, "16"), "{sig}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "not in x16")]
+    fn a_packed_entry_refuses_its_target_in_x16() {
+        emit(&plan("(i32) -> i32", Entry::Packed), &Placement::register());
+    }
+
+    #[test]
+    #[should_panic(expected = "no closed check")]
+    fn a_target_in_x16_refuses_a_guard() {
+        let at = Placement {
+            guard: Some(Guard {
+                cell: 0x30_0000,
+                on_closed: 0x40_0000,
+            }),
+            ..Placement::register()
+        };
+        emit(&plan("(i32) -> i32", Entry::Receiver), &at);
     }
 
     #[test]

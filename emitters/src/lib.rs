@@ -65,6 +65,20 @@ pub enum Target {
     /// the code is a shape stub, [`ShapeFn`]-typed, shared by every
     /// function of its shape. Only the packed entry takes it.
     Argument,
+    /// The function whose address arrives in the thunk register, put there
+    /// by a static thunk that jumps to this code: a receiver-entry stub,
+    /// compiled in ahead of time and shared by every function of its
+    /// shape. Only the receiver entry takes it, and with no guard (a stub
+    /// shared across libraries has no one closed cell to check).
+    ///
+    /// | ABI | thunk register | the thunk | the stub reaches the target |
+    /// |---|---|---|---|
+    /// | x86_64 System V | r11 ([`x86_64::THUNK_REGISTER`]) | `mov r11, [slot]; jmp [slot+8]` | `jmp r11`, or `call r11` to narrow the return |
+    /// | AArch64 AAPCS64 | x16 ([`aarch64::THUNK_REGISTER`]) | `ldr x16, slot; ldr x17, slot+8; br x17` | `br x16`, or `blr x16` to narrow the return |
+    ///
+    /// Both are registers a call may clobber that pass no argument, so the
+    /// thunk changes nothing the stub's caller passed.
+    Register,
 }
 
 /// A shape stub: the packed entry of a shape, `unsafe extern "C" fn(args,
@@ -102,6 +116,17 @@ impl Placement {
         Placement {
             base: 0,
             target: Target::Argument,
+            guard: None,
+        }
+    }
+
+    /// A receiver-entry stub reached through a static thunk (the target in
+    /// the thunk register, [`Target::Register`]), placed anywhere, no
+    /// guard.
+    pub const fn register() -> Placement {
+        Placement {
+            base: 0,
+            target: Target::Register,
             guard: None,
         }
     }

@@ -11,7 +11,7 @@
 //! | r10                 | `args` while loading           | —                            |
 //! | rbx (callee-saved)  | `ret` across the call, saved   | —                            |
 //! | rax                 | scratch for stack args; `al` = vector registers used at the branch; return | the same |
-//! | r11                 | the closed cell (guarded); a target out of rel32 reach | the same |
+//! | r11                 | the closed cell (guarded); a target out of rel32 reach | the same; or the target from entry ([`THUNK_REGISTER`]) |
 //!
 //! Packed entry frame (`F` = the target's stack arguments rounded up to 16,
 //! plus 8 bytes for a target passed as data, rounded up again):
@@ -41,6 +41,13 @@
 //! one slot when the receiver pushed a GP argument onto the stack. When the
 //! return value needs narrowing it calls instead, from a frame of `F + 8`
 //! bytes that copies the stack arguments and realigns rsp.
+//!
+//! A receiver-entry stub behind a static thunk (`Target::Register`) gets
+//! its target in r11 and otherwise runs the receiver entry's code: the
+//! argument moves touch only the argument registers and rax, `al` is set
+//! in eax, so r11 still holds the target at the `jmp r11` (or `call r11`,
+//! from the frame above, when the return needs narrowing). It has no
+//! guard: the closed check would take r11.
 //!
 //! Narrow integer arguments are always extended to 32 bits: the psABI leaves
 //! their upper bits unspecified, but clang-compiled callees rely on it. The
@@ -87,19 +94,30 @@ const RDX: u8 = 2;
 const RSP: u8 = 4;
 const R10: u8 = 10;
 
+/// r11, by hardware number: the register a receiver-entry stub behind a
+/// static thunk finds its target in ([`Target::Register`]). Neither an
+/// argument register nor callee-saved, so the thunk may load it; the
+/// receiver entry's moves never write it.
+pub const THUNK_REGISTER: u8 = 11;
+
 /// Emits the trampoline for `plan` (an x86_64 System V plan), placed and
 /// linked as `at` says.
 pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     let mut ops = Ops::new(0);
+    assert!(
+        at.guard.is_none() || at.target != Target::Register,
+        "a stub with its target in r11 has no closed check: the check takes r11"
+    );
     let closed = at.guard.map(|guard| check_closed(&mut ops, guard));
     match (plan.entry, at.target) {
-        (Entry::Packed, target) => emit_packed_entry(&mut ops, plan, at.base, target),
-        (Entry::Receiver, Target::Known(target)) => {
-            emit_receiver_entry(&mut ops, plan, at.base, target)
+        (Entry::Packed, Target::Register) => {
+            panic!("a packed entry takes its target known or as an argument, not in r11")
         }
+        (Entry::Packed, target) => emit_packed_entry(&mut ops, plan, at.base, target),
         (Entry::Receiver, Target::Argument) => {
             panic!("a receiver entry calls a known target: it has no argument to spare")
         }
+        (Entry::Receiver, target) => emit_receiver_entry(&mut ops, plan, at.base, target),
     }
     if let (Some(label), Some(guard)) = (closed, at.guard) {
         emit_closed_path(&mut ops, plan, at, guard, label);
@@ -213,6 +231,7 @@ fn emit_closed_path(
     match at.target {
         Target::Known(target) => dynasm!(ops ; .arch x64 ; mov rsi, QWORD target as i64),
         Target::Argument => dynasm!(ops ; .arch x64 ; mov rsi, rdx),
+        Target::Register => unreachable!("emit refuses a guard with the target in r11"),
     }
     dynasm!(ops ; .arch x64 ; sub rsp, 8);
     branch(ops, at.base, guard.on_closed, Branch::Call);
@@ -249,6 +268,7 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     let frame = match target {
         Target::Known(_) => align16(plan.stack_bytes),
         Target::Argument => align16(plan.stack_bytes + 8),
+        Target::Register => unreachable!("emit refuses a packed entry with the target in r11"),
     };
     // Save rbx and keep `ret` in it across the call; the push realigns rsp.
     dynasm!(ops
@@ -302,6 +322,7 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     match target {
         Target::Known(target) => branch(ops, base, target, Branch::Call),
         Target::Argument => dynasm!(ops ; .arch x64 ; call QWORD [rsp + frame - 8]),
+        Target::Register => unreachable!("emit refuses a packed entry with the target in r11"),
     }
     store_return(ops, plan);
     if frame > 0 {
@@ -314,7 +335,8 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     );
 }
 
-fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
+/// The receiver entry, its target known or in r11 (`Target::Register`).
+fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     // Without a frame, incoming and outgoing stack arguments both sit above
     // the return address; with one, the incoming ones also sit above it.
     let (frame, incoming, outgoing) = if plan.tail_calls() {
@@ -326,7 +348,10 @@ fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
     };
     // In argument order each destination held an argument already moved
     // (or the receiver), and stack destinations never lie above their
-    // sources, so moving in order never overwrites a pending source.
+    // sources, so moving in order never overwrites a pending source. The
+    // moves write only argument registers, their stack slots and rax (a
+    // receiver plan has no struct, whose pieces go through r11), so a
+    // target in r11 survives them and `al` below.
     for arg in &plan.args {
         let Source::Native(from) = arg.from else {
             unreachable!("receiver plans read native locations")
@@ -341,11 +366,16 @@ fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: u64) {
         move_arg(ops, arg.ty, from, arg.to, outgoing);
     }
     set_vector_count(ops, plan);
+    let reach = |ops: &mut Ops, kind| match target {
+        Target::Known(target) => branch(ops, base, target, kind),
+        Target::Register => branch_register(ops, kind),
+        Target::Argument => unreachable!("emit refuses a receiver entry with the target as data"),
+    };
     if plan.tail_calls() {
-        branch(ops, base, target, Branch::Jump);
+        reach(ops, Branch::Jump);
         return;
     }
-    branch(ops, base, target, Branch::Call);
+    reach(ops, Branch::Call);
     extend(ops, plan.ret, Width::W32);
     dynasm!(ops
         ; .arch x64
@@ -547,6 +577,14 @@ fn branch(ops: &mut Ops, base: u64, target: u64, kind: Branch) {
     }
 }
 
+/// Calls or jumps to the target in r11, where a static thunk put it.
+fn branch_register(ops: &mut Ops, kind: Branch) {
+    match kind {
+        Branch::Call => dynasm!(ops ; .arch x64 ; call Rq(THUNK_REGISTER)),
+        Branch::Jump => dynasm!(ops ; .arch x64 ; jmp Rq(THUNK_REGISTER)),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Width {
     W32,
@@ -687,6 +725,63 @@ mod tests {
         assert!(far.contains("jmp     *%r11"), "{far}");
         let far_call = listing("() -> i32", Entry::Packed, 0x7f00_0000_0000);
         assert!(far_call.contains("call    *%r11"), "{far_call}");
+    }
+
+    #[test]
+    fn a_target_in_r11_survives_every_receiver_move() {
+        for sig in [
+            "() -> void",
+            "(i8, u16, buffer) -> u8",
+            "(f32, f64, i32) -> f32",
+            "(i64, i64, i64, i64, i64, i64, i64, buffer, f32) -> bool",
+            "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> void",
+            "(f64, f64, f64, f64, f64, f64, f64, f64, f64, f32, u16) -> u16",
+        ] {
+            let sig: Signature = sig.parse().unwrap();
+            let plan = classify(&sig, Abi::SysV64, Entry::Receiver, &Limits::default()).unwrap();
+            let code = disassemble(Abi::SysV64, &emit(&plan, &Placement::register()), 0);
+            let branch = if plan.tail_calls() {
+                "jmp     *%r11"
+            } else {
+                "call    *%r11"
+            };
+            let at = code.iter().position(|l| l.ends_with(branch)).unwrap();
+            if plan.tail_calls() {
+                assert_eq!(at, code.len() - 1, "{sig}: {code:#?}");
+            }
+            for insn in code.iter().take(at) {
+                let mut tokens = insn.split(|c: char| !c.is_ascii_alphanumeric());
+                assert!(!tokens.any(|t| t.starts_with("r11")), "{sig}: {insn}");
+            }
+            // `al` is set last, right before the branch.
+            let al = &code[at - 1];
+            let sets_al = al.ends_with("xor     %eax,%eax")
+                || al.contains("mov     $") && al.ends_with(",%eax");
+            assert!(sets_al, "{sig}: {al}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "not in r11")]
+    fn a_packed_entry_refuses_its_target_in_r11() {
+        let sig: Signature = "(i32) -> i32".parse().unwrap();
+        let plan = classify(&sig, Abi::SysV64, Entry::Packed, &Limits::default()).unwrap();
+        emit(&plan, &Placement::register());
+    }
+
+    #[test]
+    #[should_panic(expected = "no closed check")]
+    fn a_target_in_r11_refuses_a_guard() {
+        let sig: Signature = "(i32) -> i32".parse().unwrap();
+        let plan = classify(&sig, Abi::SysV64, Entry::Receiver, &Limits::default()).unwrap();
+        let at = Placement {
+            guard: Some(Guard {
+                cell: 0x30_0000,
+                on_closed: 0x40_0000,
+            }),
+            ..Placement::register()
+        };
+        emit(&plan, &at);
     }
 
     #[test]

@@ -42,6 +42,9 @@ const GUARDED_FAR: Placement = Placement {
 
 /// A shape stub: the target passed as data, placed anywhere.
 const SHAPE: Placement = Placement::shape();
+/// A receiver-entry stub behind a static thunk: the target in r11 or x16,
+/// placed anywhere.
+const REGISTER: Placement = Placement::register();
 
 const CASES: &[(&str, &str, Entry, Placement)] = &[
     ("packed_void", "() -> void", Entry::Packed, NEAR_AT),
@@ -120,6 +123,28 @@ const CASES: &[(&str, &str, Entry, Placement)] = &[
     ("packed_guarded_far", "(pointer) -> void", Entry::Packed, GUARDED_FAR),
     ("receiver_guarded", "(i32, f64, pointer) -> i32", Entry::Receiver, GUARDED),
     ("receiver_guarded_far", "(i8) -> u8", Entry::Receiver, GUARDED_FAR),
+    ("register_tail", "(i32, f64, pointer) -> i32", Entry::Receiver, REGISTER),
+    ("register_narrow", "(i8, u16, buffer) -> u8", Entry::Receiver, REGISTER),
+    (
+        "register_stack",
+        "(i32, i32, i32, i32, i32, i32, i32, i32, i16, buffer) -> void",
+        Entry::Receiver,
+        REGISTER,
+    ),
+    (
+        "register_stack_call",
+        "(i32, i32, i32, i32, i32, i32, i32, i32, i16, i8) -> i16",
+        Entry::Receiver,
+        REGISTER,
+    ),
+    // A baked receiver stub's plan: its GP arguments, then eight f64s that
+    // stay where they are and set `al` to 8.
+    (
+        "register_baked",
+        "(u64, u8, f64, f64, f64, f64, f64, f64, f64, f64) -> void",
+        Entry::Receiver,
+        REGISTER,
+    ),
 ];
 
 fn render(abi: Abi, text: &str, entry: Entry, at: &Placement) -> String {
@@ -139,6 +164,10 @@ fn render(abi: Abi, text: &str, entry: Entry, at: &Placement) -> String {
     let target = match at.target {
         Target::Known(target) => format!("target {target:#x}"),
         Target::Argument => "target passed as data (a shape stub)".to_string(),
+        Target::Register => match abi {
+            Abi::SysV64 => "target in r11 (a stub behind a static thunk)".to_string(),
+            Abi::Aapcs64 => "target in x16 (a stub behind a static thunk)".to_string(),
+        },
     };
     let mut out = format!(
         "# {abi}, {entry} entry: {sig}\n# placed at {:#x}, {target}{guard}, {} bytes\n{}\n\n",
