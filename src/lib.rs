@@ -90,6 +90,7 @@ mod memory;
 mod probe;
 mod register_file;
 mod shapes;
+mod thunks;
 mod value;
 
 pub use error::{Error, Result};
