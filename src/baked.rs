@@ -28,6 +28,17 @@ pub(crate) fn stub(sig: &Signature) -> Option<(ShapeFn, ReturnFix)> {
     Some((stub, fix))
 }
 
+/// The receiver stub baked for `sig`'s shape, if the receiver set has it:
+/// code a static thunk jumps to with the target in the thunk register
+/// (`Target::Register`), which then behaves as `sig`'s receiver entry.
+pub(crate) fn receiver_stub(sig: &Signature) -> Option<*const u8> {
+    let key = baked::receiver_key(sig, crate::Abi::host()?)?;
+    let index = RECEIVER_KEYS.binary_search(&key.0).ok()?;
+    // SAFETY: the offset is where build.rs placed this key's stub, inside
+    // the baked code.
+    Some(unsafe { code().add(RECEIVER_OFFSETS[index] as usize) })
+}
+
 /// The register-file stub, when the target has an emitter.
 pub(crate) fn register_file() -> Option<RegisterFileFn> {
     let offset = REGISTER_FILE?;
@@ -120,6 +131,18 @@ mod tests {
             let want = jitcall_emitters::baked::stub(*key, abi);
             let got = baked_bytes(OFFSETS[i] as usize, want.len());
             assert!(got == want.as_slice(), "stub {:?} differs", key.decode());
+        }
+        let receiver_keys = baked::receiver_keys(abi);
+        assert_eq!(RECEIVER_KEYS.len(), receiver_keys.len());
+        for (i, key) in receiver_keys.iter().enumerate() {
+            assert_eq!(RECEIVER_KEYS[i], key.0, "the receiver keys are sorted");
+            let want = baked::receiver_stub(*key, abi);
+            let got = baked_bytes(RECEIVER_OFFSETS[i] as usize, want.len());
+            assert!(
+                got == want.as_slice(),
+                "receiver stub {:?} differs",
+                key.decode()
+            );
         }
         let want = jitcall_emitters::register_file::emit(abi);
         let got = baked_bytes(REGISTER_FILE.expect("a register-file stub"), want.len());

@@ -11,7 +11,8 @@ use crate::baked::{self, ReturnFix};
 use crate::fallback::LibffiCall;
 use crate::library::{on_closed_call, LibraryState};
 use crate::memory::{CodeBlock, MemoryRefused};
-use crate::probe::{jit_status, JitUnavailable};
+use crate::probe::{double_map_by_env, double_map_status, jit_status, JitUnavailable};
+use crate::receiver::ThunkReceiver;
 use crate::register_file::RegisterFileCall;
 use crate::shapes;
 use crate::value::{StructValue, Value};
@@ -113,11 +114,20 @@ fn decide(sig: &Signature, options: &Options, own: bool) -> Decision {
     if options.avoid_jit {
         return Decision::CompiledIn(plan, Fallback::Forced);
     }
+    if double_mapped(options) {
+        return Decision::Own(plan);
+    }
     match (jit_status(), own) {
         (Err(why), _) => Decision::CompiledIn(plan, Fallback::JitUnavailable(why)),
         (Ok(()), true) => Decision::Own(plan),
         (Ok(()), false) => Decision::Shared(plan),
     }
+}
+
+/// Whether code of bindings with `options` is placed through the double
+/// mapping: asked for, and available.
+fn double_mapped(options: &Options) -> bool {
+    (options.double_map || double_map_by_env()) && double_map_status().is_ok()
 }
 
 /// The compiled-in tier for `sig`: baked, unless the target has no baked
@@ -174,6 +184,34 @@ pub struct Options {
     /// compiled-in tier ([`Tier::Baked`]), as a
     /// process under a W^X policy does.
     pub avoid_jit: bool,
+    /// Write JIT code through a read-write view of a memfd and run it from
+    /// a separate read-execute view ([`double_map_status`](crate::double_map_status)
+    /// says whether the process allows it). No mapping is ever writable
+    /// and executable, so `PR_SET_MDWE` and seccomp filters like systemd's
+    /// `MemoryDenyWriteExecute` let it through, and every function gets a
+    /// trampoline of its own ([`Tier::Jit`]), packed densely with others.
+    ///
+    /// It weakens W^X: a writable alias of the code exists as long as the
+    /// code does, and memory corruption that reaches it can change what
+    /// runs. Never the default; `JITCALL_DOUBLE_MAP=1` turns it on for
+    /// every binding of the process, for operators. [`Options::avoid_jit`]
+    /// and `JITCALL_DISABLE_JIT` take precedence.
+    pub double_map: bool,
+}
+
+/// How a [`Function::receiver_entry`] is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiverKind {
+    /// A JIT trampoline of its own ([`Tier::Jit`]).
+    Trampoline,
+    /// A static thunk (code mapped again from the library's file, with a
+    /// data slot) jumping to the baked receiver stub of the signature's
+    /// shape: on [`Tier::Baked`], for the shapes the receiver set has.
+    ThunkStub,
+    /// A static thunk jumping to the generic receiver stub, which spills
+    /// the argument registers for Rust to read and makes the packed call:
+    /// on [`Tier::Baked`], for every other receiver-eligible signature.
+    ThunkGeneric,
 }
 
 /// The call path of a function.
@@ -221,6 +259,8 @@ pub struct Function {
     target: *const c_void,
     sig: Signature,
     receiver: Option<*const c_void>,
+    /// What the receiver entry is made of on the baked tier.
+    thunk_receiver: Option<Arc<ThunkReceiver>>,
     code: Option<Arc<CodeBlock>>,
     library: Option<Arc<LibraryState>>,
 }
@@ -241,6 +281,7 @@ impl fmt::Debug for Function {
             .field("tier", &self.tier)
             .field("jit_entry", &self.jit_entry())
             .field("receiver_entry", &self.receiver)
+            .field("receiver_kind", &self.receiver_kind())
             .finish()
     }
 }
@@ -431,6 +472,16 @@ impl Function {
     /// ```
     pub fn receiver_entry(&self) -> Option<*const c_void> {
         self.receiver
+    }
+
+    /// How the receiver entry is made, if there is one.
+    pub fn receiver_kind(&self) -> Option<ReceiverKind> {
+        self.receiver?;
+        Some(match &self.thunk_receiver {
+            None => ReceiverKind::Trampoline,
+            Some(thunk) if thunk.is_generic() => ReceiverKind::ThunkGeneric,
+            Some(_) => ReceiverKind::ThunkStub,
+        })
     }
 
     /// Calls the function with packed arguments: slot `i` of `args` holds
@@ -683,9 +734,7 @@ pub(crate) fn bind_batch(
             .iter()
             .map(|(plan, _)| emit_bound(plan, guard.is_some()).next_multiple_of(CODE_ALIGN))
             .sum();
-        // Near the first target: a batch usually binds one library.
-        let near = pieces.first().map(|&(_, target)| target);
-        let block = CodeBlock::build(bound, near, |base, bytes| {
+        let fill = |base: u64, bytes: &mut [u8]| {
             let mut at = 0;
             for &(plan, target) in &pieces {
                 let placement = Placement {
@@ -698,7 +747,14 @@ pub(crate) fn bind_batch(
                 entries.push(base + at as u64);
                 at = (at + code.len()).next_multiple_of(CODE_ALIGN);
             }
-        });
+        };
+        let block = if double_mapped(options) {
+            CodeBlock::build_double_mapped(bound, fill)
+        } else {
+            // Near the first target: a batch usually binds one library.
+            let near = pieces.first().map(|&(_, target)| target);
+            CodeBlock::build(bound, near, fill)
+        };
         match block {
             Ok(block) => Some(Arc::new(block)),
             Err(refused) => {
@@ -724,6 +780,7 @@ pub(crate) fn bind_batch(
         .zip(bindings)
         .map(|((decision, receiver), b)| {
             let mut mapping = None;
+            let mut compiled_in_plan = None;
             let (path, tier) = match decision {
                 Decision::Own(_) => {
                     let entry = entries.next().expect("one entry per placed plan");
@@ -738,19 +795,40 @@ pub(crate) fn bind_batch(
                         mapping = Some(block);
                         (Path::Shared(stub), Tier::Shared)
                     }
-                    Err(refused) => compiled_in(b.sig, plan, Fallback::MemoryRefused(refused))?,
+                    Err(refused) => {
+                        compiled_in_plan = Some(plan.clone());
+                        compiled_in(b.sig, plan, Fallback::MemoryRefused(refused))?
+                    }
                 },
-                Decision::CompiledIn(plan, why) => compiled_in(b.sig, plan, why)?,
+                Decision::CompiledIn(plan, why) => {
+                    compiled_in_plan = Some(plan.clone());
+                    compiled_in(b.sig, plan, why)?
+                }
                 Decision::Libffi(why) => (Path::Libffi(LibffiCall::new(b.sig)?), Tier::Libffi(why)),
             };
-            let receiver = receiver
+            let mut receiver = receiver
                 .map(|_| entries.next().expect("one entry per placed plan") as *const c_void);
+            // On the baked tier, a receiver entry made of a static thunk.
+            let thunk_receiver = match (&compiled_in_plan, tier) {
+                (Some(plan), Tier::Baked(_)) if options.receiver_entry => {
+                    ThunkReceiver::new(b.sig, b.target, plan, &options.limits, library)
+                        .map(Arc::new)
+                }
+                _ => None,
+            };
+            if let Some(thunk) = &thunk_receiver {
+                receiver = Some(thunk.entry());
+                if let Some(library) = library {
+                    library.add_thunk_receiver(thunk);
+                }
+            }
             Ok(Function {
                 path,
                 tier,
                 target: b.target,
                 sig: b.sig.clone(),
                 receiver,
+                thunk_receiver,
                 code: mapping,
                 library: library.cloned(),
             })

@@ -88,13 +88,14 @@ mod function;
 mod library;
 mod memory;
 mod probe;
+mod receiver;
 mod register_file;
 mod shapes;
 mod thunks;
 mod value;
 
 pub use error::{Error, Result};
-pub use function::{Fallback, Function, Options, PackedFn, Tier};
+pub use function::{Fallback, Function, Options, PackedFn, ReceiverKind, Tier};
 pub use jitcall_emitters::{
     classify, emit, emit_bound, node_gp_cap, Abi, Arg, BufferView, Entry, Guard, Ineligible,
     Limits, Loc, ParseError, ParseErrorKind, Passing, Placement, Plan, Position, Quoted, Registers,
@@ -102,5 +103,5 @@ pub use jitcall_emitters::{
 };
 pub use library::Library;
 pub use memory::MemoryRefused;
-pub use probe::{jit_available, jit_status, JitUnavailable};
+pub use probe::{double_map_status, jit_available, jit_status, JitUnavailable};
 pub use value::{StructValue, Value};

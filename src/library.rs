@@ -5,9 +5,10 @@ use std::ffi::{c_void, CStr, CString};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::function::{bind_batch, Binding, Function, Options};
+use crate::receiver::ThunkReceiver;
 use crate::{Error, Quoted, Result, Signature};
 
 /// What a closed call reports to: the address of the function called.
@@ -23,6 +24,9 @@ pub(crate) struct LibraryState {
     closed: AtomicU8,
     handle: *mut c_void,
     on_closed: Mutex<Option<ClosedHandler>>,
+    /// Receiver entries made of static thunks whose code has no closed
+    /// check of its own: [`Library::close`] re-points them.
+    thunk_receivers: Mutex<Vec<Weak<ThunkReceiver>>>,
 }
 
 // SAFETY: a dlopen handle may be used and closed from any thread; the
@@ -48,6 +52,36 @@ impl LibraryState {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Registers a thunk receiver entry of a function bound from this
+    /// library, for [`Library::close`] to re-point; re-points it at once
+    /// if the library is closed already.
+    pub(crate) fn add_thunk_receiver(self: &Arc<Self>, receiver: &Arc<ThunkReceiver>) {
+        let mut receivers = self
+            .thunk_receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        receivers.retain(|r| r.strong_count() > 0);
+        receivers.push(Arc::downgrade(receiver));
+        if self.is_closed() {
+            receiver.close(self);
+        }
+    }
+
+    /// Closes the library: sets the closed byte, then re-points the thunk
+    /// receiver entries of its functions.
+    fn close(self: &Arc<Self>) {
+        // Under the receivers' lock, so that an entry registered at the
+        // same time is either re-pointed here or sees the byte set.
+        let receivers = self
+            .thunk_receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.closed.store(1, Ordering::Release);
+        for receiver in receivers.iter().filter_map(Weak::upgrade) {
+            receiver.close(self);
+        }
     }
 
     /// A call of `target` after the library was closed: tell the handler,
@@ -157,6 +191,7 @@ impl Library {
                 closed: AtomicU8::new(0),
                 handle,
                 on_closed: Mutex::new(None),
+                thunk_receivers: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -333,7 +368,7 @@ impl Library {
     /// # Ok::<(), jitcall::Error>(())
     /// ```
     pub fn close(&self) {
-        self.state.closed.store(1, Ordering::Release);
+        self.state.close();
     }
 
     /// Whether [`close`](Self::close) ran on this library or a clone of it.

@@ -1,14 +1,25 @@
-//! Executable memory: write while RW, flush, flip to RX, unmap on drop.
+//! Executable memory: write while RW, flush, flip to RX, unmap on drop;
+//! or, when asked, write through one view of a memfd and run from another.
 //!
-//! A [`CodeBlock`] is one anonymous mapping holding one or more
-//! trampolines. It is written exactly once, while it is readable and
-//! writable, then its instruction cache range is synchronised and it is
-//! made readable and executable. It is never writable and executable at
-//! once and never written after the flip. Dropping it unmaps it; the
-//! functions placed in it share it through an `Arc`, so the mapping goes
-//! when the last of them does.
+//! A [`CodeBlock`] built by [`CodeBlock::build`] is one anonymous mapping
+//! holding one or more trampolines. It is written exactly once, while it
+//! is readable and writable, then its instruction cache range is
+//! synchronised and it is made readable and executable. It is never
+//! writable and executable at once and never written after the flip.
+//! Dropping it unmaps it; the functions placed in it share it through an
+//! `Arc`, so the mapping goes when the last of them does.
+//!
+//! [`CodeBlock::build_double_mapped`] places code in a [`DoubleChunk`]
+//! instead: a memfd mapped twice, read-write where jitcall writes and
+//! read-execute where the code runs. No mapping is writable and executable,
+//! and no mapping changes its protection, so `PR_SET_MDWE` and a seccomp
+//! filter like systemd's `MemoryDenyWriteExecute` allow it; but a writable
+//! alias of the code exists for the chunk's life, which weakens W^X, so it
+//! is only used when asked for (`Options::double_map`). Blocks are packed
+//! densely into the current chunk, 16 bytes apart.
 
 use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 /// A system call that refused executable memory, with its errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,10 +104,14 @@ fn map_read_write(size: usize, near: Option<u64>) -> Result<*mut u8, MemoryRefus
     Ok(addr.cast())
 }
 
-/// One read-and-execute mapping of trampolines.
+/// Trampolines, read-and-execute: a mapping of their own, or a range of a
+/// double-mapped chunk.
 pub(crate) struct CodeBlock {
     addr: *mut u8,
     len: usize,
+    /// The chunk the block lies in, when double-mapped; the block then
+    /// owns no mapping of its own.
+    chunk: Option<Arc<DoubleChunk>>,
 }
 
 // SAFETY: after construction the mapping is read-only and executable and no
@@ -130,6 +145,7 @@ impl CodeBlock {
         let block = CodeBlock {
             addr: map_read_write(size, near)?,
             len: size,
+            chunk: None,
         };
         // SAFETY: the mapping is ours, RW and `size` bytes long; no other
         // reference to it exists yet.
@@ -146,12 +162,59 @@ impl CodeBlock {
         Ok(block)
     }
 
+    /// Places `len` bytes of code in the current double-mapped chunk (a
+    /// new chunk when it is full), lets `fill` write them through the
+    /// read-write view (it receives the address the code runs at), and
+    /// synchronises the instruction cache.
+    ///
+    /// # Errors
+    ///
+    /// The refused system call and its errno, when a new chunk cannot be
+    /// made: `memfd_create`, `ftruncate` or `mmap`.
+    pub(crate) fn build_double_mapped(
+        len: usize,
+        fill: impl FnOnce(u64, &mut [u8]),
+    ) -> Result<CodeBlock, MemoryRefused> {
+        let len = len.max(1).next_multiple_of(CODE_ALIGN);
+        let mut current = CURRENT_CHUNK.lock().unwrap_or_else(PoisonError::into_inner);
+        let (chunk, offset) = match current.take() {
+            Some((chunk, used)) if chunk.len - used >= len => (chunk, used),
+            _ => (
+                Arc::new(DoubleChunk::new(
+                    len.max(CHUNK_BYTES).next_multiple_of(page_size()),
+                )?),
+                0,
+            ),
+        };
+        *current = Some((Arc::clone(&chunk), offset + len));
+        // Writing under the lock: no other block is placed in these bytes.
+        // SAFETY: `offset + len` lies within the chunk, whose read-write
+        // view is ours; no other reference to these bytes exists, since
+        // each block gets bytes no other block has.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(chunk.rw.add(offset), len) };
+        // SAFETY: as above, for the read-execute view of the same bytes.
+        let addr = unsafe { chunk.rx.add(offset) };
+        fill(addr as u64, bytes);
+        // Clean the written lines through the view they were written by,
+        // invalidate the instruction cache through the view that runs them.
+        dynasmrt::cache_control::synchronize_icache(bytes);
+        // SAFETY: the read-execute view is readable for `len` bytes here.
+        let code = unsafe { std::slice::from_raw_parts(addr, len) };
+        dynasmrt::cache_control::synchronize_icache(code);
+        sync_other_cores();
+        Ok(CodeBlock {
+            addr,
+            len,
+            chunk: Some(chunk),
+        })
+    }
+
     /// The address of the first byte.
     pub(crate) fn addr(&self) -> u64 {
         self.addr as u64
     }
 
-    /// The mapping's size in bytes (whole pages).
+    /// The block's size in bytes: whole pages for a mapping of its own.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -159,8 +222,142 @@ impl CodeBlock {
 
 impl Drop for CodeBlock {
     fn drop(&mut self) {
-        // SAFETY: the mapping is ours and nothing refers to it any more: the
-        // functions placed in it hold the Arc being dropped.
-        unsafe { libc::munmap(self.addr.cast(), self.len) };
+        if self.chunk.is_none() {
+            // SAFETY: the mapping is ours and nothing refers to it any more:
+            // the functions placed in it hold the Arc being dropped.
+            unsafe { libc::munmap(self.addr.cast(), self.len) };
+        }
+    }
+}
+
+/// Blocks in a double-mapped chunk start this many bytes apart.
+const CODE_ALIGN: usize = 16;
+
+/// The size of a double-mapped chunk (more for a block that needs it).
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// A double-mapped chunk and how many of its bytes are taken.
+type Current = Option<(Arc<DoubleChunk>, usize)>;
+
+/// The chunk blocks are placed in now.
+static CURRENT_CHUNK: LazyLock<Mutex<Current>> = LazyLock::new(|| Mutex::new(None));
+
+/// A memfd mapped twice: read-write at `rw`, read-execute at `rx`. Both
+/// views are unmapped when the last block in it is dropped (the current
+/// chunk's is kept by the allocator until a new chunk replaces it).
+pub(crate) struct DoubleChunk {
+    rw: *mut u8,
+    rx: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the chunk is two mappings of one file. Bytes of the read-write
+// view are written only by `build_double_mapped`, under the allocator's
+// lock, each range once, before the block that holds them is shared; the
+// read-execute view is only read and run.
+unsafe impl Send for DoubleChunk {}
+// SAFETY: as for Send.
+unsafe impl Sync for DoubleChunk {}
+
+impl DoubleChunk {
+    /// A memfd of `len` bytes, mapped read-write and read-execute.
+    fn new(len: usize) -> Result<DoubleChunk, MemoryRefused> {
+        let name = c"jitcall-code";
+        // MFD_EXEC says the memfd may be mapped executable where the
+        // vm.memfd_noexec sysctl would otherwise seal it; kernels before
+        // 6.3 do not know the flag and refuse it.
+        // SAFETY: memfd_create takes a NUL-terminated name and flags.
+        let mut fd =
+            unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_EXEC) };
+        if fd < 0 {
+            // SAFETY: as above.
+            fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        }
+        if fd < 0 {
+            return Err(MemoryRefused::last("memfd_create"));
+        }
+        let result = DoubleChunk::map(fd, len);
+        // The mappings keep the file alive; the descriptor is not needed.
+        // SAFETY: `fd` is ours and closed once.
+        unsafe { libc::close(fd) };
+        result
+    }
+
+    /// Sizes the memfd `fd` to `len` bytes and maps both views of it.
+    fn map(fd: libc::c_int, len: usize) -> Result<DoubleChunk, MemoryRefused> {
+        let size = libc::off_t::try_from(len).map_err(|_| MemoryRefused {
+            syscall: "ftruncate",
+            errno: libc::EFBIG,
+        })?;
+        // SAFETY: `fd` is an open memfd.
+        if unsafe { libc::ftruncate(fd, size) } != 0 {
+            return Err(MemoryRefused::last("ftruncate"));
+        }
+        let view = |prot| {
+            // SAFETY: a shared mapping of our own memfd, wherever the kernel
+            // chooses; it touches no existing memory.
+            let addr =
+                unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
+            if addr == libc::MAP_FAILED {
+                Err(MemoryRefused::last("mmap"))
+            } else {
+                Ok(addr.cast::<u8>())
+            }
+        };
+        let rw = view(libc::PROT_READ | libc::PROT_WRITE)?;
+        match view(libc::PROT_READ | libc::PROT_EXEC) {
+            Ok(rx) => Ok(DoubleChunk { rw, rx, len }),
+            Err(refused) => {
+                // SAFETY: the read-write view was just mapped and is ours.
+                unsafe { libc::munmap(rw.cast(), len) };
+                Err(refused)
+            }
+        }
+    }
+}
+
+impl Drop for DoubleChunk {
+    fn drop(&mut self) {
+        // SAFETY: both views are ours; no block refers to them any more,
+        // since every block holds an Arc of the chunk.
+        unsafe {
+            libc::munmap(self.rw.cast(), self.len);
+            libc::munmap(self.rx.cast(), self.len);
+        }
+    }
+}
+
+/// Makes code just written through the other view safe for every thread
+/// to run: on AArch64 each core must synchronise its instruction stream
+/// before running code another core modified, which
+/// `MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE` does for all of the
+/// process's threads. x86_64 needs nothing for code at addresses no core
+/// has run since it was written. Where the kernel lacks the command (before
+/// 4.16, or under qemu-user), threads that receive a function through a
+/// lock or a channel have been through the kernel or a barrier already.
+fn sync_other_cores() {
+    #[cfg(target_arch = "aarch64")]
+    {
+        static REGISTERED: LazyLock<bool> = LazyLock::new(|| {
+            // SAFETY: membarrier takes a command and flags, and changes no
+            // memory of ours.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_membarrier,
+                    libc::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+                    0,
+                ) == 0
+            }
+        });
+        if *REGISTERED {
+            // SAFETY: as above.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_membarrier,
+                    libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+                    0,
+                )
+            };
+        }
     }
 }

@@ -35,15 +35,26 @@ const RETURN_INSTRUCTION: &[u8] = if cfg!(target_arch = "aarch64") {
     &[0xc3]
 };
 
-fn probe() -> Result<(), JitUnavailable> {
-    let disabled =
-        std::env::var_os("JITCALL_DISABLE_JIT").is_some_and(|v| !v.is_empty() && v != "0");
-    if disabled {
+/// Whether the environment variable `name` is set to anything but empty
+/// or `0`.
+fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// What stops any JIT before a mapping is tried: the environment or the
+/// host's ABI.
+fn precondition() -> Result<(), JitUnavailable> {
+    if env_flag("JITCALL_DISABLE_JIT") {
         return Err(JitUnavailable::DisabledByEnv);
     }
     if Abi::host().is_none() {
         return Err(JitUnavailable::UnsupportedAbi);
     }
+    Ok(())
+}
+
+fn probe() -> Result<(), JitUnavailable> {
+    precondition()?;
     // Map a page RW, write a return instruction, flush and flip to RX. The
     // page is never executed: success of the flip is the answer, and running
     // fresh code where it is forbidden could kill the process.
@@ -74,4 +85,31 @@ pub fn jit_status() -> Result<(), JitUnavailable> {
 /// ```
 pub fn jit_available() -> bool {
     jit_status().is_ok()
+}
+
+/// Whether this process may place JIT code through a double mapping (see
+/// [`Options::double_map`](crate::Options::double_map)), and if not, why.
+/// `JITCALL_DISABLE_JIT` refuses it too.
+///
+/// Computed once per process, on first use, and cached. The probe places
+/// a return instruction in the first double-mapped chunk, which stays for
+/// the blocks placed after it.
+pub fn double_map_status() -> Result<(), JitUnavailable> {
+    static STATUS: OnceLock<Result<(), JitUnavailable>> = OnceLock::new();
+    *STATUS.get_or_init(|| {
+        precondition()?;
+        CodeBlock::build_double_mapped(RETURN_INSTRUCTION.len(), |_, code| {
+            code[..RETURN_INSTRUCTION.len()].copy_from_slice(RETURN_INSTRUCTION);
+        })
+        .map(drop)
+        .map_err(JitUnavailable::Refused)
+    })
+}
+
+/// Whether `JITCALL_DOUBLE_MAP` asks for the double mapping for every
+/// function, as [`Options::double_map`](crate::Options::double_map) does
+/// for some: read once.
+pub(crate) fn double_map_by_env() -> bool {
+    static SET: OnceLock<bool> = OnceLock::new();
+    *SET.get_or_init(|| env_flag("JITCALL_DOUBLE_MAP"))
 }

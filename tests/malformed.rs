@@ -113,7 +113,7 @@ extern "C" fn counted(a: i8, b: f32, c: *mut c_void, d: bool, e: u64) -> i32 {
 mod tiers;
 
 /// Every tier.
-fn runs() -> [Options; 4] {
+fn runs() -> [Options; 5] {
     tiers::each(Options::default()).map(|(_, options)| options)
 }
 

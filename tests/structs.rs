@@ -12,7 +12,7 @@ use jitcall_fixtures::STRUCTS_SO;
 mod tiers;
 
 /// Every tier.
-fn runs() -> [Options; 4] {
+fn runs() -> [Options; 5] {
     tiers::each(Options::default()).map(|(_, options)| options)
 }
 

@@ -10,8 +10,9 @@ use jitcall::{
 /// Options that put a binding on each tier, on top of `base`: its own JIT
 /// trampoline, the shape's shared stub (without a receiver entry, which
 /// only a trampoline of one's own has), the compiled-in tiers (as under a
-/// W^X policy), and libffi.
-pub fn each(base: Options) -> [(&'static str, Options); 4] {
+/// W^X policy), libffi, and its own trampoline placed through the double
+/// mapping.
+pub fn each(base: Options) -> [(&'static str, Options); 5] {
     [
         (
             "jit",
@@ -41,7 +42,19 @@ pub fn each(base: Options) -> [(&'static str, Options); 4] {
                 ..base
             },
         ),
+        (
+            "double-mapped",
+            Options {
+                double_map: true,
+                ..base
+            },
+        ),
     ]
+}
+
+/// Whether `JITCALL_DOUBLE_MAP` asks for the double mapping.
+fn double_map_by_env() -> bool {
+    std::env::var_os("JITCALL_DOUBLE_MAP").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Whether `sig`'s shape is in the baked set, as `jitcall_emitters::baked`
@@ -104,6 +117,9 @@ pub fn expected(sig: &Signature, options: &Options, batch: bool) -> Tier {
     if options.avoid_jit {
         return compiled_in(sig, Fallback::Forced);
     }
+    if (options.double_map || double_map_by_env()) && jitcall::double_map_status().is_ok() {
+        return Tier::Jit;
+    }
     if let Err(why) = jitcall::jit_status() {
         return compiled_in(sig, Fallback::JitUnavailable(why));
     }
@@ -112,6 +128,15 @@ pub fn expected(sig: &Signature, options: &Options, batch: bool) -> Tier {
     } else {
         Tier::Shared
     }
+}
+
+/// Whether `f`, bound with `options`, must have a receiver entry: asked
+/// for, eligible for one, and on the JIT tier (a trampoline) or the baked
+/// tier (a static thunk), where the host has static thunks.
+pub fn has_receiver(f: &Function, options: &Options) -> bool {
+    let eligible = Abi::host()
+        .is_some_and(|abi| classify(f.signature(), abi, Entry::Receiver, &options.limits).is_ok());
+    options.receiver_entry && eligible && matches!(f.tier(), Tier::Jit | Tier::Baked(_))
 }
 
 /// Bindings counted by tier, without the reasons, for a suite's summary.
