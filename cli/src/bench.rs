@@ -55,6 +55,9 @@ pub enum Path {
     Baked,
     /// The JIT receiver entry, called as a typed `extern "C" fn`.
     Receiver,
+    /// The receiver entry on the baked tier: a static thunk to compiled-in
+    /// code, called the same way.
+    Thunk,
     /// libffi's `ffi_call` with a prepared Cif.
     Libffi,
     /// [`Function::call`], the checked path.
@@ -63,13 +66,14 @@ pub enum Path {
 
 impl Path {
     /// Every path, in table order.
-    pub const ALL: [Path; 8] = [
+    pub const ALL: [Path; 9] = [
         Path::Direct,
         Path::Packed,
         Path::CallPacked,
         Path::Shared,
         Path::Baked,
         Path::Receiver,
+        Path::Thunk,
         Path::Libffi,
         Path::Call,
     ];
@@ -83,6 +87,7 @@ impl Path {
             Path::Shared => "shared",
             Path::Baked => "baked",
             Path::Receiver => "receiver",
+            Path::Thunk => "thunk",
             Path::Libffi => "libffi",
             Path::Call => "call",
         }
@@ -108,6 +113,11 @@ impl Path {
             Path::Receiver => {
                 "the JIT receiver entry, receiver_entry() called as extern \"C\" fn(receiver, \
                  a0, …) with narrow integers widened"
+            }
+            Path::Thunk => {
+                "the receiver entry on the baked tier, called the same way: a static thunk \
+                 mapped from the binary's file, to the shape's baked receiver stub or the \
+                 generic one"
             }
             Path::Libffi => {
                 "ffi_call with a prepared Cif: Function::call_packed with Options { force_libffi }"
@@ -331,8 +341,8 @@ fn packed_loop<'a>(case: &'a Case, function: &'a Function) -> Option<Loop<'a>> {
 fn receiver_loop<'a>(case: &'a Case, function: &'a Function) -> Option<Loop<'a>> {
     let entry = function.receiver_entry()?;
     Some(Box::new(move |iters: u64| {
-        // SAFETY: `entry` is the receiver trampoline bound to this case's
-        // target and signature, kept alive by `function`.
+        // SAFETY: `entry` is a receiver entry bound to this case's target
+        // and signature, kept alive by `function`.
         unsafe { case.run_receiver(entry, iters) }
     }))
 }
@@ -372,7 +382,12 @@ fn loops<'a>(case: &'a Case, bound: &'a Bound) -> Vec<Option<Loop<'a>>> {
     let call_packed = (jit.tier() == Tier::Jit).then(|| call_packed_loop(case, jit));
     let shared = is_shared(shared).then(|| call_packed_loop(case, shared));
     let baked = is_baked(baked).then(|| call_packed_loop(case, baked));
-    let receiver = receiver_loop(case, jit);
+    let receiver = (jit.tier() == Tier::Jit)
+        .then(|| receiver_loop(case, jit))
+        .flatten();
+    let thunk = is_baked(&bound.baked)
+        .then(|| receiver_loop(case, &bound.baked))
+        .flatten();
     let call: Loop = Box::new(move |iters| {
         let mut last = Ok(Value::Void);
         for _ in 0..iters {
@@ -397,6 +412,7 @@ fn loops<'a>(case: &'a Case, bound: &'a Bound) -> Vec<Option<Loop<'a>>> {
         shared,
         baked,
         receiver,
+        thunk,
         Some(call_packed_loop(case, libffi)),
         Some(call),
     ]
@@ -441,9 +457,11 @@ fn measure_case(case: &Case, method: &Method) -> Result<CaseResult, String> {
         receiver_entry: true,
         ..Options::default()
     })?;
-    // Under a real refusal the default binding is on the baked tier.
+    // Under a real refusal the default binding is on the baked tier; with
+    // a receiver entry, made of a static thunk.
     let baked = bind(Options {
         avoid_jit: jitcall::jit_available(),
+        receiver_entry: true,
         ..Options::default()
     })?;
     let bound = Bound {

@@ -28,13 +28,14 @@ const SIGNATURES: [&str; 23] = [
     "div",
 ];
 
-const PATHS: [&str; 8] = [
+const PATHS: [&str; 9] = [
     "direct",
     "packed",
     "call_packed",
     "shared",
     "baked",
     "receiver",
+    "thunk",
     "libffi",
     "call",
 ];
@@ -141,6 +142,7 @@ fn quick_json_lists_every_signature_and_path() {
         "new_shape_ns",
         "own_ns",
         "baked_ns",
+        "baked_receiver_ns",
         "batch_each_ns",
     ] {
         assert!(is_summary(&creation[key]), "{key}: {creation}");
@@ -191,6 +193,9 @@ fn check_refused_run(refused: &Value, stdout: &str) {
         for key in ["direct", "baked", "libffi", "call"] {
             assert!(is_summary(&paths[key]["ns_per_call"]), "{name}: {key}");
         }
+        // Receiver entries are static thunks here, but for struct shapes.
+        let structs = signature["signature"].as_str().unwrap().contains('{');
+        assert_eq!(paths["thunk"].is_null(), structs, "{name}: thunk");
     }
     assert!(stdout.contains("PR_SET_MDWE"), "{stdout}");
 }

@@ -1,6 +1,6 @@
 //! Creation cost and code density: how long binding one function takes
 //! (a shape already bound, a new shape, a trampoline of its own, the baked
-//! tier) and each in a batch of 1,000, and how many bytes of code mapping
+//! tier with and without a receiver entry) and each in a batch of 1,000, and how many bytes of code mapping
 //! each live function holds.
 
 use std::collections::BTreeSet;
@@ -62,6 +62,8 @@ pub struct Creation {
     pub own: Summary,
     /// `Function::with_options` with `avoid_jit`: the baked tier.
     pub baked: Summary,
+    /// The same with a receiver entry: a static thunk pointed at baked code.
+    pub baked_receiver: Summary,
     /// Each function in a `Function::batch` of [`BATCH`].
     pub batch_each: Summary,
     /// Functions from single `Function::new` calls, all alive at once.
@@ -152,6 +154,15 @@ pub fn measure(cases: &[Case], method: &Method) -> Result<Creation, String> {
     drop((live, anchors));
     let own = time_each(&local, method.creations, with(specialise), drop)?;
     let baked = time_each(&local, method.creations, with(avoid_jit), drop)?;
+    let baked_receiver = time_each(
+        &local,
+        method.creations,
+        with(Options {
+            receiver_entry: true,
+            ..avoid_jit
+        }),
+        drop,
+    )?;
 
     let mut per_function = Vec::with_capacity(method.batches);
     let mut batch_density = None;
@@ -168,6 +179,7 @@ pub fn measure(cases: &[Case], method: &Method) -> Result<Creation, String> {
         new_shape,
         own,
         baked,
+        baked_receiver,
         batch_each: Summary::of(&per_function),
         single_density,
         batch_density,

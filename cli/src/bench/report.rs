@@ -307,8 +307,15 @@ fn machine_lines(out: &mut String, m: &Machine) {
     }
 }
 
-/// The paths timed with the JIT refused: direct, baked, libffi, checked.
-const REFUSED_PATHS: [Path; 4] = [Path::Direct, Path::Baked, Path::Libffi, Path::Call];
+/// The paths timed with the JIT refused: direct, baked, the receiver entry
+/// through its thunk, libffi, checked.
+const REFUSED_PATHS: [Path; 5] = [
+    Path::Direct,
+    Path::Baked,
+    Path::Thunk,
+    Path::Libffi,
+    Path::Call,
+];
 
 /// The tier and baked stub of each signature.
 fn signature_lines(out: &mut String, cases: &[CaseResult]) {
@@ -482,6 +489,12 @@ pub fn text(results: &Results) -> String {
     );
     timed(
         &mut out,
+        "the same with a receiver entry (a thunk)",
+        &creation.baked_receiver,
+        "creations",
+    );
+    timed(
+        &mut out,
         &format!("each in a Function::batch of {BATCH}"),
         &creation.batch_each,
         "batches",
@@ -638,6 +651,7 @@ pub fn json(results: &Results) -> Json {
             "new_shape_ns": summary_json(&creation.new_shape),
             "own_ns": summary_json(&creation.own),
             "baked_ns": summary_json(&creation.baked),
+            "baked_receiver_ns": summary_json(&creation.baked_receiver),
             "batch_size": BATCH,
             "batch_each_ns": summary_json(&creation.batch_each),
             "density_batch": density_json(creation.batch_density),
