@@ -74,6 +74,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     listing(&mut out, abi, &code, BASE);
                     if entry == Entry::Packed {
                         compiled_ahead(&mut out, &sig, &plan, abi);
+                    } else {
+                        receiver_ahead(&mut out, &sig, abi);
                     }
                 }
                 Err(rule) => {
@@ -116,6 +118,16 @@ fn tiers(out: &mut String, sig: &Signature) {
         receiver_entry: true,
         ..Options::default()
     };
+    let receiver_refused = match Abi::host() {
+        Some(abi) if classify(sig, abi, Entry::Receiver, &Limits::default()).is_ok() => {
+            if baked::receiver_key(sig, abi).is_some() {
+                "a static thunk to its shape's baked receiver stub"
+            } else {
+                "a static thunk to the generic receiver stub"
+            }
+        }
+        _ => "none: not eligible for a receiver entry",
+    };
     for (how, tier) in [
         ("bound alone", Tier::choose(sig, &Options::default(), false)),
         (
@@ -133,6 +145,42 @@ fn tiers(out: &mut String, sig: &Signature) {
             _ => "",
         };
         let _ = writeln!(out, "  {how:<38} {tier}{stub}");
+    }
+    let _ = writeln!(
+        out,
+        "  {:<38} {receiver_refused}",
+        "receiver entry with the JIT refused"
+    );
+}
+
+/// The receiver entry's code on the baked tier: a static thunk jumps to
+/// the shape's baked receiver stub, or to the generic one.
+fn receiver_ahead(out: &mut String, sig: &Signature, abi: Abi) {
+    let register = match abi {
+        Abi::SysV64 => "r11",
+        Abi::Aapcs64 => "x16",
+    };
+    match baked::receiver_key(sig, abi) {
+        Some(key) => {
+            let (classes, ret) = key.decode();
+            let classes: Vec<String> = classes.iter().map(|t| t.to_string()).collect();
+            let code = baked::receiver_stub(key, abi);
+            let _ = writeln!(
+                out,
+                "  baked receiver stub, which a static thunk enters with the target in {register}: \
+                 integer classes ({}), return {ret:?}: {} bytes",
+                classes.join(", "),
+                code.len()
+            );
+            listing(out, abi, &code, 0);
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  baked: no receiver stub of its own; a static thunk enters the generic receiver \
+                 stub, which spills the argument registers and makes the packed call"
+            );
+        }
     }
 }
 

@@ -21,9 +21,13 @@ fn explain_names_the_tier_of_each_binding_and_shows_every_stub() {
         .lines()
         .skip_while(|l| !l.starts_with("tiers in this process"))
         .skip(1)
-        .take(3)
+        .take(4)
         .collect();
-    assert_eq!(tiers.len(), 3, "{out}");
+    assert_eq!(tiers.len(), 4, "{out}");
+    assert!(
+        tiers[3].ends_with("a static thunk to its shape's baked receiver stub"),
+        "{out}"
+    );
     assert!(tiers[0].trim_start().starts_with("bound alone"), "{out}");
     assert!(tiers[2].contains("through its shape's baked stub"), "{out}");
     if jitcall::jit_available() {
@@ -49,6 +53,14 @@ fn explain_names_the_tier_of_each_binding_and_shows_every_stub() {
             section.contains("returning the integer register, raw"),
             "{section}"
         );
+        let receiver: String = out
+            .split("\n\n")
+            .filter(|s| s.starts_with(abi) && s.contains("receiver entry"))
+            .collect();
+        assert!(
+            receiver.contains("baked receiver stub, which a static thunk enters"),
+            "{receiver}"
+        );
     }
 }
 
@@ -56,6 +68,10 @@ fn explain_names_the_tier_of_each_binding_and_shows_every_stub() {
 fn explain_sends_shapes_outside_the_baked_set_to_the_register_file() {
     let out = explain("(i8, i8, i8, i8) -> void");
     assert!(out.contains("through the register-file stub"), "{out}");
+    assert!(
+        out.contains("a static thunk to the generic receiver stub"),
+        "{out}"
+    );
     assert_eq!(
         out.matches("the register-file stub (").count(),
         2,
