@@ -347,6 +347,16 @@ fn receiver_loop<'a>(case: &'a Case, function: &'a Function) -> Option<Loop<'a>>
     }))
 }
 
+/// A loop over the receiver entry of `function` on the baked tier.
+fn thunk_loop<'a>(case: &'a Case, function: &'a Function) -> Option<Loop<'a>> {
+    let entry = function.receiver_entry()?;
+    Some(Box::new(move |iters: u64| {
+        // SAFETY: `entry` is a receiver entry bound to this case's target
+        // and signature, kept alive by `function`.
+        unsafe { case.run_thunk(entry, iters) }
+    }))
+}
+
 /// A case bound on every tier.
 struct Bound {
     /// With a receiver entry: on the JIT tier when the JIT is available.
@@ -386,7 +396,7 @@ fn loops<'a>(case: &'a Case, bound: &'a Bound) -> Vec<Option<Loop<'a>>> {
         .then(|| receiver_loop(case, jit))
         .flatten();
     let thunk = is_baked(&bound.baked)
-        .then(|| receiver_loop(case, &bound.baked))
+        .then(|| thunk_loop(case, &bound.baked))
         .flatten();
     let call: Loop = Box::new(move |iters| {
         let mut last = Ok(Value::Void);
