@@ -147,6 +147,12 @@ fn quick_json_lists_every_signature_and_path() {
     ] {
         assert!(is_summary(&creation[key]), "{key}: {creation}");
     }
+    // Null only where the process refuses the double mapping.
+    assert_eq!(
+        creation["double_mapped_ns"].is_null(),
+        jitcall::double_map_status().is_err(),
+        "{creation}"
+    );
     assert_eq!(creation["batch_size"], 1000);
     assert_eq!(json["targets"].as_array().unwrap().len(), 9);
     assert!(json["baked_code_bytes"].as_u64().unwrap() > 0);

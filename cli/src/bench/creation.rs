@@ -1,6 +1,7 @@
 //! Creation cost and code density: how long binding one function takes
 //! (a shape already bound, a new shape, a trampoline of its own, the baked
-//! tier with and without a receiver entry) and each in a batch of 1,000, and how many bytes of code mapping
+//! tier with and without a receiver entry, double-mapped) and each in a
+//! batch of 1,000, and how many bytes of code mapping
 //! each live function holds.
 
 use std::collections::BTreeSet;
@@ -64,6 +65,10 @@ pub struct Creation {
     pub baked: Summary,
     /// The same with a receiver entry: a static thunk pointed at baked code.
     pub baked_receiver: Summary,
+    /// `Function::with_options` with `double_map`: a trampoline of its own
+    /// packed into a double-mapped chunk; `None` where the process refuses
+    /// the double mapping.
+    pub double_mapped: Option<Summary>,
     /// Each function in a `Function::batch` of [`BATCH`].
     pub batch_each: Summary,
     /// Functions from single `Function::new` calls, all alive at once.
@@ -164,6 +169,19 @@ pub fn measure(cases: &[Case], method: &Method) -> Result<Creation, String> {
         drop,
     )?;
 
+    let double_mapped = match jitcall::double_map_status() {
+        Ok(()) => Some(time_each(
+            &local,
+            method.creations,
+            with(Options {
+                double_map: true,
+                ..Options::default()
+            }),
+            drop,
+        )?),
+        Err(_) => None,
+    };
+
     let mut per_function = Vec::with_capacity(method.batches);
     let mut batch_density = None;
     for _ in 0..method.batches {
@@ -180,6 +198,7 @@ pub fn measure(cases: &[Case], method: &Method) -> Result<Creation, String> {
         own,
         baked,
         baked_receiver,
+        double_mapped,
         batch_each: Summary::of(&per_function),
         single_density,
         batch_density,

@@ -489,10 +489,19 @@ pub fn text(results: &Results) -> String {
     );
     timed(
         &mut out,
-        "the same with a receiver entry (a thunk)",
+        "baked, with a receiver entry (a thunk)",
         &creation.baked_receiver,
         "creations",
     );
+    match &creation.double_mapped {
+        Some(summary) => timed(
+            &mut out,
+            "one double-mapped (double_map)",
+            summary,
+            "creations",
+        ),
+        None => out += "  one double-mapped (double_map)         not measured: refused here\n",
+    }
     timed(
         &mut out,
         &format!("each in a Function::batch of {BATCH}"),
@@ -652,6 +661,7 @@ pub fn json(results: &Results) -> Json {
             "own_ns": summary_json(&creation.own),
             "baked_ns": summary_json(&creation.baked),
             "baked_receiver_ns": summary_json(&creation.baked_receiver),
+            "double_mapped_ns": creation.double_mapped.as_ref().map_or(Json::Null, summary_json),
             "batch_size": BATCH,
             "batch_each_ns": summary_json(&creation.batch_each),
             "density_batch": density_json(creation.batch_density),
