@@ -103,7 +103,7 @@ impl ThunkReceiver {
             call,
             library: library.cloned(),
         });
-        thunk.set(std::ptr::addr_of!(*generic).cast(), generic_stub());
+        thunk.set(std::ptr::addr_of!(*generic).cast(), stubs::generic());
         Some(ThunkReceiver {
             thunk,
             target,
@@ -129,7 +129,7 @@ impl ThunkReceiver {
     pub(crate) fn close(&self, library: &Arc<LibraryState>) {
         if self.generic.is_none() {
             closed_targets().insert(self.target as usize, Arc::downgrade(library));
-            self.thunk.set(self.target, closed_stub());
+            self.thunk.set(self.target, stubs::closed());
         }
     }
 }
@@ -330,26 +330,35 @@ std::arch::global_asm!(
     closed = sym thunk_closed,
 );
 
+/// The stubs' addresses: the symbols above, or null on a target without
+/// them (which has no static thunks either).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-extern "C" {
-    /// The generic receiver stub (see above).
-    fn jitcall_receiver_generic_0_1();
-    /// The closed receiver stub (see above).
-    fn jitcall_receiver_closed_0_1();
+mod stubs {
+    use std::ffi::c_void;
+
+    extern "C" {
+        fn jitcall_receiver_generic_0_1();
+        fn jitcall_receiver_closed_0_1();
+    }
+
+    pub(super) fn generic() -> *const c_void {
+        jitcall_receiver_generic_0_1 as *const c_void
+    }
+
+    pub(super) fn closed() -> *const c_void {
+        jitcall_receiver_closed_0_1 as *const c_void
+    }
 }
 
-/// The generic stub's address.
-fn generic_stub() -> *const c_void {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    return jitcall_receiver_generic_0_1 as *const c_void;
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    return std::ptr::null();
-}
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod stubs {
+    use std::ffi::c_void;
 
-/// The closed stub's address.
-fn closed_stub() -> *const c_void {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    return jitcall_receiver_closed_0_1 as *const c_void;
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    return std::ptr::null();
+    pub(super) fn generic() -> *const c_void {
+        std::ptr::null()
+    }
+
+    pub(super) fn closed() -> *const c_void {
+        std::ptr::null()
+    }
 }

@@ -795,7 +795,6 @@ fn store_return(ops: &mut Assembler, ret: Type) {
 #[cfg(all(test, feature = "disasm"))]
 mod tests {
     use super::*;
-    use crate::disasm::disassemble;
     use crate::{classify, Limits, Signature};
 
     const NEAR: u64 = 0x20_0000;
@@ -823,14 +822,7 @@ mod tests {
     fn listing_placed(plan: &Plan, at: &Placement) -> Vec<String> {
         let code = emit(plan, at);
         assert_eq!(code.len() % 4, 0);
-        disassemble(Abi::Aapcs64, &code, at.base)
-            .iter()
-            .map(|line| {
-                let (_, rest) = line.split_once(": ").unwrap();
-                let (_, text) = rest.trim_start().split_once(' ').unwrap();
-                text.trim().to_string()
-            })
-            .collect()
+        crate::disasm::instructions(Abi::Aapcs64, &code, at.base)
     }
 
     fn listing(sig: &str, entry: Entry) -> Vec<String> {
@@ -892,14 +884,11 @@ mod tests {
                         guard: Some(guard),
                         ..Placement::at(0x10_0000, NEAR)
                     };
-                    let code = disassemble(Abi::Aapcs64, &emit(&plan(sig, entry), &at), 0x10_0000)
-                        .iter()
-                        .map(|line| {
-                            let (_, rest) = line.split_once(": ").unwrap();
-                            let (_, text) = rest.trim_start().split_once(' ').unwrap();
-                            text.trim().to_string()
-                        })
-                        .collect();
+                    let code = crate::disasm::instructions(
+                        Abi::Aapcs64,
+                        &emit(&plan(sig, entry), &at),
+                        0x10_0000,
+                    );
                     all.push((format!("guarded {entry} {sig}"), code));
                 }
             }

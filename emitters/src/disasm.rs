@@ -19,6 +19,24 @@ pub fn disassemble(abi: Abi, code: &[u8], base: u64) -> Vec<String> {
     }
 }
 
+/// The instructions of `code`, placed at `base`, without offsets or bytes:
+/// what tests compare.
+pub fn instructions(abi: Abi, code: &[u8], base: u64) -> Vec<String> {
+    disassemble(abi, code, base)
+        .iter()
+        .map(|line| {
+            let rest = line
+                .split_once(": ")
+                .map_or(line.as_str(), |(_, rest)| rest);
+            let text = rest
+                .trim_start()
+                .split_once(' ')
+                .map_or("", |(_, text)| text);
+            text.trim().to_string()
+        })
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
