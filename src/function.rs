@@ -433,8 +433,10 @@ impl Function {
             .map(|block| block.addr()..block.addr() + block.len() as u64)
     }
 
-    /// The receiver-entry trampoline, when [`Options::receiver_entry`] asked
-    /// for one, the JIT tier is in use and the signature is eligible for it.
+    /// The receiver entry, when [`Options::receiver_entry`] asked for one
+    /// and the signature is eligible for it: a trampoline of its own on the
+    /// JIT tier, a static thunk on the baked tier (where the host has
+    /// static thunks; [`receiver_kind`](Self::receiver_kind) says which).
     /// Valid while this `Function` lives.
     ///
     /// It is a function of the native C ABI taking a receiver first, which

@@ -85,9 +85,6 @@
 //! the answer (or the reason there is none) kept; the file is opened
 //! again, and closed, for each new table.
 
-// Nothing binds through static thunks yet: `src/function.rs` will.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_void, OsStr};
 use std::fmt;
@@ -115,7 +112,8 @@ const PER_TABLE: usize = TABLE_BYTES / THUNK_BYTES;
 const _: () = assert!(PER_TABLE <= 1 << 16);
 
 /// How many thunks one table holds (0 where the target has none).
-pub(crate) fn thunks_per_table() -> usize {
+#[cfg(test)]
+fn thunks_per_table() -> usize {
     PER_TABLE
 }
 
