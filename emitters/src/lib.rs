@@ -11,13 +11,16 @@
 //!    assigns each argument its registers for an [`Abi`] and [`Entry`] kind,
 //!    giving a [`Plan`] or the [`Ineligible`] rule that failed;
 //! 3. **emit**: the per-ABI modules turn a [`Plan`] and its [`Placement`]
-//!    into machine code bytes.
+//!    into machine code bytes: a trampoline that calls native code
+//!    ([`emit`]), or a callback's reverse trampoline that native code calls
+//!    ([`emit_callback`]).
 //!
 //! The `jitcall` crate adds the rest: executable memory, the JIT probe, the
 //! libffi fallback and the `Function` API.
 
 pub mod aarch64;
 pub mod baked;
+mod callback;
 mod classify;
 #[cfg(feature = "disasm")]
 pub mod disasm;
@@ -162,6 +165,83 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
 /// chunk non-zero, so that reaching or building it takes the longest
 /// instruction sequence.
 const WORST_ADDRESS: u64 = 0x7111_2222_3333_4444;
+
+/// A callback's handler: what its reverse trampoline calls, with `data` as
+/// given at emit time, one packed slot per argument at `args` and the
+/// return buffer at `ret` (see [`emit_callback`]).
+pub type CallbackHandler =
+    unsafe extern "C" fn(data: *mut std::ffi::c_void, args: *const u64, ret: *mut u64);
+
+/// Where a callback's reverse trampoline is placed and what it calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallbackPlacement {
+    /// The address the code runs at. The bytes depend on it only through
+    /// the reach of a direct call to the handler (x86_64): the code must
+    /// run there exactly.
+    pub base: u64,
+    /// The [`CallbackHandler`] the trampoline calls.
+    pub handler: u64,
+    /// The handler's first argument, built into the code.
+    pub data: u64,
+}
+
+/// Emits the reverse trampoline ("callback") of `plan`: native code with
+/// the C ABI of `plan`'s signature that, called from C, writes each
+/// argument to a packed slot on its stack and calls
+/// `handler(data, slots, ret)` ([`CallbackHandler`]), then returns what
+/// the handler wrote to `ret` in the native return registers.
+///
+/// `plan` is the packed plan of the signature ([`Entry::Packed`], from
+/// [`classify()`], not a [`Plan::shape`]): its moves' `to` locations are
+/// exactly where a native caller puts each argument, and its `ret_pass`
+/// how the return value goes back. The slots the handler sees follow the
+/// packed encoding, clean:
+///
+/// - integers sign- or zero-extended to 64 bits as their type says;
+///   `f32` bits in the low half with zeros above, `f64` bits;
+/// - a `buffer` is the pointer the native caller passed, **not** the
+///   address of a [`BufferView`] as in the packed entry's slots (a C
+///   caller passes a `const void *`);
+/// - a struct is the address of its bytes, valid during the call: a copy
+///   on the trampoline's stack when it came in registers, the caller's
+///   stack arguments or the caller's copy (AArch64, passed by reference)
+///   otherwise.
+///
+/// The return buffer holds at least `max(8, size)` bytes, 8-byte aligned.
+/// The handler writes a scalar return in the packed encoding (narrow
+/// integers extended; the trampoline extends them again from the
+/// declared width) and a struct's bytes. A struct the ABI returns through
+/// memory is written straight to the caller's buffer, which the handler
+/// gets as `ret` (on x86_64 the trampoline also returns its address in
+/// rax, as the psABI requires).
+///
+/// `emitters/src/x86_64/callback.rs` and `emitters/src/aarch64/callback.rs`
+/// open with their register tables and frame diagrams.
+///
+/// # Panics
+///
+/// A precondition, checked: `plan` is a packed plan, of no variadic
+/// signature ([`Plan::variadic`]: a C caller of a variadic function
+/// type may pass any variadic arguments, which one call shape cannot
+/// read).
+pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Vec<u8> {
+    match plan.abi {
+        Abi::SysV64 => x86_64::emit_callback(plan, at),
+        Abi::Aapcs64 => aarch64::emit_callback(plan, at),
+    }
+}
+
+/// An upper bound on `emit_callback(plan, at).len()` for every placement
+/// `at`: the size with the handler out of direct-call reach and both
+/// addresses taking the longest immediate sequence.
+pub fn emit_callback_bound(plan: &Plan) -> usize {
+    let worst = CallbackPlacement {
+        base: 0,
+        handler: WORST_ADDRESS,
+        data: WORST_ADDRESS,
+    };
+    emit_callback(plan, &worst).len()
+}
 
 /// An upper bound on `emit(plan, at).len()` for every placement `at` with a
 /// known target, with a guard or without: the size with every address out

@@ -12,7 +12,10 @@
 use std::path::PathBuf;
 
 use jitcall_emitters::disasm::disassemble;
-use jitcall_emitters::{classify, emit, Abi, Entry, Guard, Limits, Placement, Signature, Target};
+use jitcall_emitters::{
+    classify, emit, emit_callback, Abi, CallbackPlacement, Entry, Guard, Limits, Placement,
+    Signature, Target,
+};
 
 /// Where the golden trampolines are placed, and a target within rel32 /
 /// branch reach of it.
@@ -147,6 +150,95 @@ const CASES: &[(&str, &str, Entry, Placement)] = &[
     ),
 ];
 
+/// A callback's handler in direct-call reach of `BASE`, and its data.
+const CALLBACK_AT: CallbackPlacement = CallbackPlacement {
+    base: BASE,
+    handler: NEAR,
+    data: 0x5566_7788_9900,
+};
+/// The handler out of reach.
+const CALLBACK_FAR: CallbackPlacement = CallbackPlacement {
+    handler: FAR,
+    ..CALLBACK_AT
+};
+
+/// Reverse trampolines ("callbacks"), the same names on every ABI.
+const CALLBACK_CASES: &[(&str, &str, CallbackPlacement)] = &[
+    ("callback_void", "() -> void", CALLBACK_AT),
+    ("callback_narrow_return", "(i32, f64) -> u8", CALLBACK_AT),
+    ("callback_floats", "(i8, u16, f32) -> f32", CALLBACK_AT),
+    (
+        "callback_every_scalar",
+        "(bool, i8, u8, i16, u16, i32, u32, i64) -> i16",
+        CALLBACK_AT,
+    ),
+    ("callback_far", "(pointer, buffer, function) -> i64", CALLBACK_FAR),
+    // Ten arguments: narrow integers and floats past the registers (on
+    // x86_64 the GP ones, on AArch64 none)…
+    (
+        "callback_ten",
+        "(i64, i64, i64, i64, i64, i64, i8, u16, f32, f64) -> u32",
+        CALLBACK_AT,
+    ),
+    // … and stack arguments of both classes on both ABIs, which takes more
+    // than ten: nine floats overflow the eight FP registers.
+    (
+        "callback_stack",
+        "(i64, i64, i64, i64, i64, i64, i64, i64, i8, f64, f64, f64, f64, f64, f64, f64, f64, f32) -> u16",
+        CALLBACK_AT,
+    ),
+    ("callback_struct_registers", "({i32, f32}) -> {f64, f64}", CALLBACK_AT),
+    (
+        "callback_struct_odd_sizes",
+        "({u8, u8, u8}, {i64, u8}) -> {u8, u16, u8, u32, u8}",
+        CALLBACK_AT,
+    ),
+    // x86_64 MEMORY argument and return; AArch64 by reference and via x8.
+    (
+        "callback_struct_memory",
+        "({i64, i64, i64}) -> {i64, i64, i64}",
+        CALLBACK_AT,
+    ),
+    // A struct that finds too few GP registers left goes on the stack.
+    (
+        "callback_struct_stack",
+        "(i64, i64, i64, i64, i64, i64, i64, {i64, i64}, i32) -> i32",
+        CALLBACK_AT,
+    ),
+    // AArch64: an HFA in s0–s2 each way; x86_64: xmm0 (two f32) and xmm1.
+    ("callback_hfa", "({f32, f32, f32}) -> {f32, f32, f32}", CALLBACK_AT),
+    // AArch64: the pointer to a by-reference struct on the stack.
+    (
+        "callback_reference_on_stack",
+        "(i64, i64, i64, i64, i64, i64, i64, i64, {i64, i64, i64}, f32) -> f64",
+        CALLBACK_AT,
+    ),
+];
+
+fn render_callback(abi: Abi, text: &str, at: &CallbackPlacement) -> String {
+    let sig: Signature = text.parse().unwrap();
+    let limits = Limits {
+        max_args: 32,
+        ..Limits::default()
+    };
+    let plan = classify(&sig, abi, Entry::Packed, &limits).unwrap();
+    let code = emit_callback(&plan, at);
+    let mut out = format!(
+        "# {abi}, callback: {sig}\n# placed at {:#x}, handler {:#x}, data {:#x}, {} bytes\n\
+         # The packed plan: the callback reads each argument where `->` points.\n{}\n\n",
+        at.base,
+        at.handler,
+        at.data,
+        code.len(),
+        plan.describe()
+    );
+    for line in disassemble(abi, &code, at.base) {
+        out += &line;
+        out.push('\n');
+    }
+    out
+}
+
 fn render(abi: Abi, text: &str, entry: Entry, at: &Placement) -> String {
     let sig: Signature = text.parse().unwrap();
     let limits = Limits {
@@ -188,8 +280,15 @@ fn check(abi: Abi, dir: &str) {
         .join(dir);
     let bless = std::env::var_os("BLESS").is_some_and(|v| v == "1");
     let mut stale = Vec::new();
-    for (name, sig, entry, at) in CASES {
-        let got = render(abi, sig, *entry, at);
+    let cases = CASES
+        .iter()
+        .map(|(name, sig, entry, at)| (*name, render(abi, sig, *entry, at)))
+        .chain(
+            CALLBACK_CASES
+                .iter()
+                .map(|(name, sig, at)| (*name, render_callback(abi, sig, at))),
+        );
+    for (name, got) in cases {
         let path = root.join(format!("{name}.txt"));
         if bless {
             std::fs::create_dir_all(&root).unwrap();

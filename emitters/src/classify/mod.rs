@@ -435,6 +435,12 @@ pub struct Plan {
     /// Bytes the trampoline reserves below its call: the target's stack
     /// arguments (8 per slot), then copies of structs passed by reference.
     pub stack_bytes: u32,
+    /// For one call shape of a variadic function, how many of the
+    /// arguments are fixed ([`Signature::variadic`]). A trampoline's code
+    /// does not depend on it (Linux passes variadic arguments as fixed
+    /// ones); a callback refuses it
+    /// ([`emit_callback`](crate::emit_callback)).
+    pub variadic: Option<usize>,
 }
 
 /// Where a struct argument goes, as an ABI's rules decide.
@@ -494,9 +500,11 @@ impl Plan {
     /// that every signature whose trampoline is the same code has the same
     /// shape, `(u64) -> i64` and `(pointer) -> pointer` alike. A shape stub
     /// ([`Target::Argument`](crate::Target::Argument)) is emitted once per
-    /// shape.
+    /// shape. A variadic call shape has the shape of the same arguments
+    /// fixed ([`Plan::variadic`] cleared): its trampoline is the same code.
     pub fn shape(&self) -> Plan {
         let mut shape = self.clone();
+        shape.variadic = None;
         for arg in &mut shape.args {
             arg.ty = canonical_arg(arg.ty);
         }
@@ -846,5 +854,6 @@ pub fn classify(
         ret: sig.ret,
         ret_pass,
         stack_bytes: frame,
+        variadic: sig.variadic,
     })
 }

@@ -75,6 +75,10 @@
 //! it, but runtimes bind variadic functions such as `snprintf` with the
 //! prototype of one call, and a stale `al` of 0 makes them read garbage
 //! floats. libffi sets it too.
+//!
+//! A callback's reverse trampoline, which C calls and which calls a handler,
+//! is in `callback.rs` ([`emit_callback`]), with its own register table and
+//! frame diagram.
 
 // dynasm! expands dynamic register operands to `.into()` calls, which are
 // identity conversions for the `u8` register numbers used here.
@@ -85,6 +89,9 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use crate::{chunks, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Target, Type};
 
+mod callback;
+pub use callback::emit_callback;
+
 type Ops = VecAssembler<X64Relocation>;
 
 /// Hardware numbers of the GP argument registers, in ABI order.
@@ -92,6 +99,7 @@ const GP_ARGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
 const RAX: u8 = 0;
 const RDX: u8 = 2;
 const RSP: u8 = 4;
+const RBP: u8 = 5;
 const R10: u8 = 10;
 
 /// r11, by hardware number: the register a receiver-entry stub behind a

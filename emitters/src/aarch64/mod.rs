@@ -76,6 +76,10 @@
 //! stack arguments at [sp + off] included (that area belongs to the callee,
 //! and the target's are never above the trampoline's), and branches to the
 //! target, which returns straight to the trampoline's caller.
+//!
+//! A callback's reverse trampoline, which C calls and which calls a handler,
+//! is in `callback.rs` ([`emit_callback`]), with its own register table and
+//! frame diagram.
 
 // dynasm's expansion passes every dynamic register through `.into()` to a
 // `u8`, and our register numbers already are `u8`s.
@@ -94,6 +98,10 @@ macro_rules! asm {
         dynasm!($ops ; .arch aarch64 $($code)*)
     };
 }
+
+// After `asm!`, which it uses.
+mod callback;
+pub use callback::emit_callback;
 
 /// The most arguments [`emit`] handles, set by the shortest reach among the
 /// immediates used: a byte load's unsigned offset reaches 4,095 bytes, so
