@@ -18,6 +18,10 @@ the file holds:
   engine's JIT would: a receiver first, 8- and 16-bit integers widened to
   32 bits (with whatever their slot holds above the type's width, which the
   trampoline must drop), and returns the packed image of the result;
+- `jf_gen_NNN_via_pointer(const void *f, const uint64_t *s)`, which calls
+  a function pointer of the signature (a callback) with each argument read
+  from its slot at the declared width, as C code would call it, and
+  returns the packed image of the result (0 for void);
 
 and a table, `jf_generated_cases`, that the fixtures crate reads.
 
@@ -169,8 +173,18 @@ def case(index, args, ret):
     lines.append(f"    typedef {receiver_type(ret)} (*entry_type)({wide});")
     lines.append("    entry_type f = (entry_type)entry;")
     lines += returning(ret, f"f({call_args})")
+    native = ", ".join(c_type(t) for t in args) or "void"
+    lines.append(f"uint64_t {name}_via_pointer(const void *pointer, const uint64_t *s) {{")
+    lines.append(f"    typedef {c_type(ret)} (*pointer_type)({native});")
+    lines.append("    pointer_type f = (pointer_type)pointer;")
+    through = f"f({', '.join(from_slot(t, f's[{i}]') for i, t in enumerate(args))})"
+    if ret == "void":
+        lines += ["    (void)s;", f"    {through};", "    return 0;", "}"]
+    else:
+        lines += ["    (void)s;", f"    return {packed(ret, through)};", "}"]
     sig = f"({', '.join(args)}) -> {ret}"
-    row = f'    {{"{name}", "{sig}", (const void *){name}, {name}_oracle, {name}_via_receiver}},'
+    row = (f'    {{"{name}", "{sig}", (const void *){name}, {name}_oracle, {name}_via_receiver, '
+           f'{name}_via_pointer}},')
     return "\n".join(lines), row
 
 
@@ -212,6 +226,7 @@ struct jf_generated_case {{
     const void *callee;
     uint64_t (*oracle)(const uint64_t *slots);
     uint64_t (*via_receiver)(const void *entry, const uint64_t *slots);
+    uint64_t (*via_pointer)(const void *pointer, const uint64_t *slots);
 }};
 
 const struct jf_generated_case jf_generated_cases[] = {{

@@ -27,6 +27,9 @@ For every signature (fixed seed) the file holds:
   own call is the reference) and writes the result to `ret`: a struct's
   field bytes at their offsets with every padding byte zero, a scalar's
   packed u64 image, nothing for void;
+- `jf_sgen_NNN_via_pointer(const void *pointer, const uint64_t *slots,
+  void *ret)`, for the fixed (not variadic) signatures: the same call
+  through a function pointer of the signature (a callback);
 
 and two tables that the fixtures crate reads: `jf_struct_cases` (name,
 signature text, callee, oracle, size of the return) and
@@ -526,8 +529,35 @@ def case(structs, name, index, args, fixed, ret):
         lines.append(f"    return {from_checksum(ret, 'h')};")
     lines.append("}")
 
-    call = f"{name}({', '.join(from_slot(structs, t, f's[{i}]') for i, t in enumerate(args))})"
-    lines += [f"void {name}_oracle(const uint64_t *s, void *ret) {{", "    (void)s;"]
+    values = ', '.join(from_slot(structs, t, f's[{i}]') for i, t in enumerate(args))
+    lines += caller(structs, f"void {name}_oracle(const uint64_t *s, void *ret) {{",
+                    f"{name}({values})", ret)
+    # A callback cannot be variadic: only fixed prototypes get a caller of
+    # a function pointer.
+    via_pointer = "NULL"
+    if fixed is None:
+        typed = f"(({c_ret} (*)({params}))pointer)"
+        lines += caller(structs,
+                        f"void {name}_via_pointer(const void *pointer, const uint64_t *s, void *ret) {{",
+                        f"{typed}({values})", ret)
+        via_pointer = f"{name}_via_pointer"
+
+    if ret == "void":
+        ret_size = "0"
+    elif isinstance(ret, tuple):
+        ret_size = f"(uint32_t)sizeof({c_ret})"
+    else:
+        ret_size = "8"
+    row = f'    {{"{name}", "{sig}", (const void *){name}, {name}_oracle, {via_pointer}, {ret_size}}},'
+    return "\n".join(lines), row
+
+
+def caller(structs, header, call, ret):
+    """A function that makes `call` and stores its result in the packed
+    encoding at `ret`: a struct leaf by leaf (padding zero), a scalar as
+    its slot."""
+    lines = [header, "    (void)s;"]
+    c_ret = structs.c_type(ret)
     if ret == "void":
         lines += ["    (void)ret;", f"    {call};"]
     elif isinstance(ret, tuple):
@@ -538,15 +568,7 @@ def case(structs, name, index, args, fixed, ret):
     else:
         lines += [f"    uint64_t v = {packed(ret, call)};", "    memcpy(ret, &v, sizeof v);"]
     lines.append("}")
-
-    if ret == "void":
-        ret_size = "0"
-    elif isinstance(ret, tuple):
-        ret_size = f"(uint32_t)sizeof({c_ret})"
-    else:
-        ret_size = "8"
-    row = f'    {{"{name}", "{sig}", (const void *){name}, {name}_oracle, {ret_size}}},'
-    return "\n".join(lines), row
+    return lines
 
 
 PRELUDE = """\
@@ -596,6 +618,9 @@ struct jf_struct_case {{
     const char *signature;
     const void *callee;
     void (*oracle)(const uint64_t *slots, void *ret);
+    /* The same call through a function pointer (a callback); NULL for a
+     * variadic signature. */
+    void (*via_pointer)(const void *pointer, const uint64_t *slots, void *ret);
     uint32_t ret_size;
 }};
 

@@ -10,7 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use jitcall::{Function, Options, Signature, StructType, Type};
-use jitcall_fixtures::{struct_cases, struct_layouts, StructCase};
+use jitcall_fixtures::{
+    bytes_of_mut, significant, struct_arguments, struct_cases, struct_layouts, ArgumentRng,
+    StructCase,
+};
 
 mod tiers;
 
@@ -68,84 +71,6 @@ fn struct_layouts_are_the_c_compilers() {
     println!("{} struct layouts agree with the C compiler's", rows.len());
 }
 
-/// A small deterministic generator of argument bits.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-/// Bits for a scalar of type `ty`: random, with a valid `bool`, and
-/// sometimes an edge value of the width.
-fn scalar_bits(ty: Type, rng: &mut Rng) -> u64 {
-    let r = rng.next();
-    match ty {
-        Type::Bool => r & 1,
-        _ if r % 8 == 0 => [0, u64::MAX, 1 << 63, 0x8000_0000, 0x80][(r >> 8) as usize % 5],
-        _ => r,
-    }
-}
-
-/// The bytes of a struct of type `layout`, every scalar field random and
-/// the padding random too (a callee must not read it).
-fn struct_bytes(layout: &StructType, rng: &mut Rng) -> Vec<u64> {
-    let mut words: Vec<u64> = (0..layout.size().div_ceil(8)).map(|_| rng.next()).collect();
-    let bytes = bytes_of_mut(&mut words);
-    for (offset, ty) in layout.flatten() {
-        let at = offset as usize;
-        let size = ty.size() as usize;
-        bytes[at..at + size].copy_from_slice(&scalar_bits(ty, rng).to_le_bytes()[..size]);
-    }
-    words
-}
-
-fn bytes_of_mut(words: &mut [u64]) -> &mut [u8] {
-    let len = words.len() * 8;
-    // SAFETY: a u64 slice is valid as bytes of 8 times its length, with no
-    // alignment requirement; the borrow covers exactly it.
-    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
-}
-
-/// Argument slots for `sig`, with the struct buffers they point into.
-fn arguments(sig: &Signature, rng: &mut Rng) -> (Vec<u64>, Vec<Vec<u64>>) {
-    let mut buffers = Vec::new();
-    let slots = sig
-        .args
-        .iter()
-        .map(|&ty| match ty {
-            Type::Struct(layout) => {
-                buffers.push(struct_bytes(layout, rng));
-                buffers.last().unwrap().as_ptr() as u64
-            }
-            scalar => scalar_bits(scalar, rng),
-        })
-        .collect();
-    (slots, buffers)
-}
-
-/// The bytes of a return that mean something: a struct's scalar fields,
-/// padding left out; a scalar return's whole slot.
-fn significant(ty: Type, bytes: &[u8]) -> Vec<u8> {
-    match ty {
-        Type::Struct(layout) => layout
-            .flatten()
-            .into_iter()
-            .flat_map(|(offset, field)| {
-                let at = offset as usize;
-                bytes[at..at + field.size() as usize].to_vec()
-            })
-            .collect(),
-        Type::Void => Vec::new(),
-        _ => bytes[..8].to_vec(),
-    }
-}
-
 /// Calls `f` with `slots` through `call_packed`, into a return buffer of
 /// `max(8, size)` bytes and a guard word after it, which must stay as it
 /// was.
@@ -171,9 +96,9 @@ fn call(f: &Function, slots: &[u64]) -> Vec<u8> {
 }
 
 fn check_case(case: &StructCase, sig: &Signature, f: &Function, vectors: usize) -> usize {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ case.callee() as u64);
+    let mut rng = ArgumentRng::new(0x9e37_79b9_7f4a_7c15 ^ case.callee() as u64);
     for _ in 0..vectors {
-        let (slots, _buffers) = arguments(sig, &mut rng);
+        let (slots, _buffers) = struct_arguments(sig, &mut rng);
         // SAFETY: one slot per argument, struct slots pointing at live,
         // aligned buffers of the struct's size.
         let want = unsafe { case.direct(&slots) };
