@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the suites that execute trampolines under valgrind's memcheck:
 # the library's unit tests (every baked stub), the differential, ABI and
-# generated suites, the closed-library tests, the
+# generated suites, the callback tests, the closed-library tests, the
 # struct and variadic tests and their generated suite, and
 # the memory and stress tests (whose W^X audits say they cannot run there:
 # valgrind's own translation cache is writable and executable).
@@ -50,7 +50,7 @@ echo "$runner_var=${!runner_var}"
 # concurrent binding and dropping, not scale.
 export JITCALL_STRESS_FUNCTIONS=2000
 
-run cargo test -p jitcall --lib --test differential --test abi --test generated --test close \
+run cargo test -p jitcall --lib --test differential --test abi --test generated --test close --test callbacks \
     --test structs --test generated_structs --test memory --test stress
 
 echo "== valgrind found no errors in ${SECONDS}s"

@@ -40,6 +40,10 @@ pub enum Error {
     /// A hand-built variadic signature whose `...` is out of place: no
     /// fixed argument before it, or past the last argument.
     VariadicPosition { fixed: usize, args: usize },
+    /// A callback for a variadic signature: C calls a callback through a
+    /// prototype, and a variadic one gives the callee no way to know what
+    /// was passed.
+    VariadicCallback,
     /// libffi could not prepare a call interface for the signature.
     Libffi(String),
     /// `dlopen` failed. The path is kept as a bounded excerpt, and
@@ -75,6 +79,9 @@ impl fmt::Display for Error {
             Error::LibraryClosed => f.write_str("the library is closed"),
             Error::StructSize { expected, got } => {
                 write!(f, "a struct of {expected} bytes, given {got}")
+            }
+            Error::VariadicCallback => {
+                f.write_str("a callback cannot be variadic: give the prototype it is called with")
             }
             Error::VariadicPosition { fixed, args } => write!(
                 f,

@@ -20,7 +20,8 @@ unsafe impl Send for LibffiCall {}
 // SAFETY: as for Send.
 unsafe impl Sync for LibffiCall {}
 
-fn ffi_type(ty: Type) -> FfiType {
+/// The libffi type of `ty`.
+pub(crate) fn ffi_type(ty: Type) -> FfiType {
     match ty {
         Type::Void => FfiType::void(),
         Type::Bool | Type::U8 => FfiType::u8(),

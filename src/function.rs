@@ -124,9 +124,25 @@ fn decide(sig: &Signature, options: &Options, own: bool) -> Decision {
     }
 }
 
+/// What no tier can pass, an error rather than a fallback: a misplaced
+/// type, too many arguments, a misplaced `...`.
+pub(crate) fn check_bindable(sig: &Signature) -> Result<()> {
+    if let Some((index, ty)) = sig.misplaced_type() {
+        return Err(Error::UnsupportedType { index, ty });
+    }
+    let (n, max) = (sig.args.len(), Signature::MAX_ARGS);
+    if n > max {
+        return Err(Error::TooManyArgs { n, max });
+    }
+    if let (true, Some(fixed)) = (sig.variadic_misplaced(), sig.variadic) {
+        return Err(Error::VariadicPosition { fixed, args: n });
+    }
+    Ok(())
+}
+
 /// Whether code of bindings with `options` is placed through the double
 /// mapping: asked for, and available.
-fn double_mapped(options: &Options) -> bool {
+pub(crate) fn double_mapped(options: &Options) -> bool {
     (options.double_map || double_map_by_env()) && double_map_status().is_ok()
 }
 
@@ -678,17 +694,7 @@ pub(crate) fn bind_batch(
         if b.target.is_null() {
             return Err(Error::NullTarget);
         }
-        // What no tier can pass is an error, not a fallback.
-        if let Some((index, ty)) = b.sig.misplaced_type() {
-            return Err(Error::UnsupportedType { index, ty });
-        }
-        let (n, max) = (b.sig.args.len(), Signature::MAX_ARGS);
-        if n > max {
-            return Err(Error::TooManyArgs { n, max });
-        }
-        if let (true, Some(fixed)) = (b.sig.variadic_misplaced(), b.sig.variadic) {
-            return Err(Error::VariadicPosition { fixed, args: n });
-        }
+        check_bindable(b.sig)?;
     }
     let own = bindings.len() > 1 || options.receiver_entry || options.specialise;
     let mut decisions: Vec<Decision> = bindings

@@ -81,7 +81,9 @@
 //! ```
 
 mod baked;
+mod callback;
 pub use baked::baked_code_bytes;
+pub use callback::{Callback, CallbackFn};
 mod error;
 mod fallback;
 mod function;

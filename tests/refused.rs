@@ -136,6 +136,68 @@ fn thunk_receivers_map_only_thunk_tables() -> usize {
     added.len()
 }
 
+/// Makes a callback for every generated signature and calls it from C
+/// with every argument vector: each must be on the baked tier for `why`,
+/// receive the values C passed and return what its handler returned.
+/// Returns the number of calls.
+fn callbacks_on_the_baked_tier(why: Fallback) -> usize {
+    use jitcall::{Callback, Type};
+    use jitcall_fixtures::{argument_vectors, generated_cases};
+
+    let mut calls = 0;
+    for case in generated_cases() {
+        let sig = case.signature().clone();
+        let ret = sig.ret;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = std::sync::Arc::clone(&seen);
+        let callback = Callback::new(&sig, move |args, out| {
+            *record.lock().unwrap() = args.to_vec();
+            // An echo of the first argument, or of a constant, in the
+            // return type's width.
+            let value = args.first().copied().unwrap_or(0x5a5a_5a5a_5a5a_5a5a);
+            *out = match ret {
+                Type::F32 => value & 0xffff_ffff,
+                _ => value,
+            };
+        })
+        .unwrap();
+        assert_eq!(callback.tier(), Tier::Baked(why), "{}", case.name());
+        for slots in argument_vectors(&sig) {
+            // SAFETY: the callback has the case's signature.
+            let got = unsafe { case.via_pointer(callback.code_ptr(), &slots) };
+            let args = std::mem::take(&mut *seen.lock().unwrap());
+            assert_eq!(args.len(), slots.len(), "{}", case.name());
+            for ((&ty, &slot), &arg) in sig.args.iter().zip(&slots).zip(&args) {
+                let narrow = |bits: u32| slot & (u64::MAX >> (64 - bits));
+                let want = match ty {
+                    Type::Bool => slot & 1,
+                    Type::U8 => narrow(8),
+                    Type::I8 => slot as i8 as i64 as u64,
+                    Type::U16 => narrow(16),
+                    Type::I16 => slot as i16 as i64 as u64,
+                    Type::U32 | Type::F32 => narrow(32),
+                    Type::I32 => slot as i32 as i64 as u64,
+                    _ => slot,
+                };
+                assert_eq!(arg, want, "{} {sig}: {ty} from {slot:#x}", case.name());
+            }
+            if ret != Type::Void {
+                let sent = args.first().copied().unwrap_or(0x5a5a_5a5a_5a5a_5a5a);
+                // C read the return at its width: compare the same bits.
+                let width = match ret.int_width() {
+                    Some((bits, _)) => bits,
+                    None if ret == Type::F32 => 32,
+                    None => 64,
+                };
+                let mask = u64::MAX >> (64 - width);
+                assert_eq!(got & mask, sent & mask, "{} {sig}: the return", case.name());
+            }
+            calls += 1;
+        }
+    }
+    calls
+}
+
 fn refused_before_the_probe(restriction: Restriction) -> Result<String, String> {
     let errno = restrict(restriction)?;
     let refused = MemoryRefused {
@@ -147,10 +209,12 @@ fn refused_before_the_probe(restriction: Restriction) -> Result<String, String> 
     let calls =
         check_every_callee_baked(Fallback::JitUnavailable(JitUnavailable::Refused(refused)));
     let tables = thunk_receivers_map_only_thunk_tables();
+    let callbacks =
+        callbacks_on_the_baked_tier(Fallback::JitUnavailable(JitUnavailable::Refused(refused)));
     Ok(format!(
         "probe refused ({refused}); {} callees on the baked tier with receiver entries, \
          {calls} calls agreed; 1,000 receiver entries added {tables} executable mappings, \
-         all thunk tables of this binary",
+         all thunk tables of this binary; {callbacks} calls from C into callbacks agreed",
         every_callee().len()
     ))
 }

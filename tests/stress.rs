@@ -419,3 +419,113 @@ fn functions_created_and_dropped_by_eight_threads_are_reclaimed() {
         assert_eq!(work.bind(1)[0].1.tier(), Tier::Jit);
     }
 }
+
+#[test]
+fn callbacks_created_and_dropped_by_eight_threads_are_reclaimed() {
+    use jitcall::{Callback, Signature};
+    use jitcall_fixtures::c;
+
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const THREADS: usize = 8;
+    let total = stress_total();
+    let sig: Signature = "(i32) -> i32".parse().unwrap();
+    // Each step takes its tier in turn: the JIT's reverse trampoline, a
+    // static thunk to the generic stub, a libffi closure.
+    let options = |step: usize| match step % 3 {
+        0 => Options::default(),
+        1 => Options {
+            avoid_jit: true,
+            ..Options::default()
+        },
+        _ => Options {
+            force_libffi: true,
+            ..Options::default()
+        },
+    };
+    // Makes a callback that adds `step`, calls it from C and drops it.
+    let round_trip = move |sig: &Signature, step: usize| {
+        let callback = Callback::with_options(sig, &options(step), move |args, ret| {
+            *ret = (args[0] as i32).wrapping_add(step as i32) as i64 as u64;
+        })
+        .unwrap();
+        // SAFETY: jf_reenter calls the callback, an int32_t (*)(int32_t).
+        let got = unsafe { c::jf_reenter(callback.code_ptr(), 7) };
+        assert_eq!(got, 7i32.wrapping_add(step as i32), "{}", callback.tier());
+    };
+    let created = Arc::new(AtomicUsize::new(0));
+    let phase = Arc::new(Barrier::new(THREADS + 1));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (created, phase, sig) = (created.clone(), phase.clone(), sig.clone());
+            std::thread::spawn(move || {
+                for step in 0..3 {
+                    round_trip(&sig, step);
+                }
+                phase.wait();
+                phase.wait();
+                let mut step = t;
+                while created.load(Ordering::Relaxed) < total {
+                    round_trip(&sig, step);
+                    created.fetch_add(1, Ordering::Relaxed);
+                    step += THREADS;
+                }
+                phase.wait();
+                phase.wait();
+            })
+        })
+        .collect();
+    phase.wait();
+    trim_heap();
+    let baseline = Reading::now();
+    let start = Instant::now();
+    phase.wait();
+    phase.wait();
+    let elapsed = start.elapsed();
+    trim_heap();
+    let mut after = Reading::now();
+    phase.wait();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    after.heap_kib = heap_in_use_kib();
+    println!(
+        "{THREADS} threads created, called from C and dropped {} callbacks in {elapsed:?}; \
+         mappings {} -> {} lines ({} -> {} JIT); VmRSS {} -> {} KiB; heap {:?} -> {:?} KiB",
+        created.load(Ordering::Relaxed),
+        baseline.lines,
+        after.lines,
+        baseline.jit_lines,
+        after.jit_lines,
+        baseline.rss_kib,
+        after.rss_kib,
+        baseline.heap_kib,
+        after.heap_kib,
+    );
+    assert_eq!(
+        (after.jit_lines, after.jit_kib),
+        (baseline.jit_lines, baseline.jit_kib),
+        "JIT mappings outlived their callbacks"
+    );
+    if !process::valgrind() {
+        assert!(
+            after.lines <= baseline.lines + LINES_TOLERANCE,
+            "mappings grew from {} to {} lines",
+            baseline.lines,
+            after.lines
+        );
+    }
+    if let (Some(before), Some(after)) = (baseline.heap_kib, after.heap_kib) {
+        assert!(
+            after <= before + HEAP_TOLERANCE_KIB,
+            "heap in use grew from {before} to {after} KiB"
+        );
+    }
+    if process::instrumented().is_none() {
+        assert!(
+            after.rss_kib <= baseline.rss_kib + RSS_TOLERANCE_KIB,
+            "VmRSS grew from {} to {} KiB",
+            baseline.rss_kib,
+            after.rss_kib
+        );
+    }
+}
