@@ -1,3 +1,6 @@
+//! Names the compiler that built `jitcall` for the bench's report, and
+//! compiles the C side of its callback section (`c/callback_drivers.c`).
+
 fn main() {
     // `jitcall bench` names the compiler that built it in its report.
     println!("cargo:rerun-if-changed=build.rs");
@@ -6,4 +9,10 @@ fn main() {
         let version = String::from_utf8_lossy(&output.stdout);
         println!("cargo:rustc-env=JITCALL_RUSTC_VERSION={}", version.trim());
     }
+    println!("cargo:rerun-if-changed=c/callback_drivers.c");
+    cc::Build::new()
+        .file("c/callback_drivers.c")
+        .opt_level(2)
+        .warnings(true)
+        .compile("jitcall_callback_drivers");
 }

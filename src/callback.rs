@@ -420,11 +420,7 @@ fn baked(
     let Ok(thunk) = thunks::thunk() else {
         return libffi(sig, handler, why);
     };
-    let context = Box::new(GenericCallback {
-        plan,
-        func: handler.func,
-        data: handler.data,
-    });
+    let context = Box::new(GenericCallback::new(plan, handler));
     thunk.set(std::ptr::addr_of!(*context).cast(), stubs::generic());
     let entry = thunk.entry();
     let backing = Backing::Thunk {
@@ -584,6 +580,37 @@ struct GenericCallback {
     plan: Plan,
     func: CallbackFn,
     data: *mut c_void,
+    /// Where in the struct area each argument that arrives in pieces is
+    /// put together (`usize::MAX` for the others), 8-byte aligned.
+    copies: Box<[usize]>,
+    /// The struct area's size.
+    copy_bytes: usize,
+}
+
+impl GenericCallback {
+    fn new(plan: Plan, handler: &Handler) -> GenericCallback {
+        let mut copy_bytes = 0;
+        let copies = plan
+            .arg_types
+            .iter()
+            .zip(&plan.passing)
+            .map(|(ty, passing)| match passing {
+                Passing::Registers | Passing::Hfa { .. } => {
+                    let at = copy_bytes;
+                    copy_bytes += (ty.size() as usize).next_multiple_of(8);
+                    at
+                }
+                _ => usize::MAX,
+            })
+            .collect();
+        GenericCallback {
+            plan,
+            func: handler.func,
+            data: handler.data,
+            copies,
+            copy_bytes,
+        }
+    }
 }
 
 /// The argument registers the generic stub spills: the GP ones first, then
@@ -657,45 +684,32 @@ unsafe extern "C" fn generic_callback(
         slots_large.resize(n, 0);
         &mut slots_large
     };
-    // Structs that arrive in pieces are put together here, each at an
-    // 8-byte-aligned offset.
-    let struct_bytes: usize = plan
-        .arg_types
-        .iter()
-        .zip(&plan.passing)
-        .filter(|(_, p)| matches!(p, Passing::Registers | Passing::Hfa { .. }))
-        .map(|(ty, _)| (ty.size() as usize).next_multiple_of(8))
-        .sum();
+    // Structs that arrive in pieces are put together here, where
+    // `context.copies` says.
     let mut structs_small = [0u64; 64];
     let mut structs_large = Vec::new();
-    let structs: &mut [u64] = if struct_bytes / 8 <= structs_small.len() {
+    let structs: &mut [u64] = if context.copy_bytes / 8 <= structs_small.len() {
         &mut structs_small[..]
     } else {
-        structs_large.resize(struct_bytes / 8, 0);
+        structs_large.resize(context.copy_bytes / 8, 0);
         &mut structs_large
     };
     let structs = structs.as_mut_ptr().cast::<u8>();
-    let mut next_struct = 0usize;
-    let mut struct_at = vec![usize::MAX; 0];
-    struct_at.resize(n, usize::MAX);
     for arg in &plan.args {
         let i = arg.index as usize;
         match (plan.passing[i], arg.from) {
             (Passing::Scalar, _) => slots[i] = clean(arg.ty, read(arg.to)),
             (Passing::Registers | Passing::Hfa { .. }, Source::Field { offset, bytes, .. }) => {
-                if struct_at[i] == usize::MAX {
-                    struct_at[i] = next_struct;
-                    next_struct += (plan.arg_types[i].size() as usize).next_multiple_of(8);
-                    // SAFETY: the struct area holds every such struct.
-                    slots[i] = unsafe { structs.add(struct_at[i]) } as u64;
-                }
+                // SAFETY: the struct area holds every such struct.
+                let copy = unsafe { structs.add(context.copies[i]) };
+                slots[i] = copy as u64;
                 let piece = read(arg.to).to_le_bytes();
                 // SAFETY: the piece lies within the struct, which lies in
                 // the struct area.
                 unsafe {
                     std::ptr::copy_nonoverlapping(
                         piece.as_ptr(),
-                        structs.add(struct_at[i] + offset as usize),
+                        copy.add(offset as usize),
                         usize::from(bytes),
                     );
                 }

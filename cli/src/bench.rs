@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use jitcall::{classify, Abi, Entry, Function, Limits, Options, PackedFn, Tier, Type, Value};
 
+mod callbacks;
 mod cases;
 mod creation;
 mod guard;
@@ -293,6 +294,8 @@ pub struct Results {
     pub cases: Vec<CaseResult>,
     pub closed_check: Vec<guard::GuardCost>,
     pub creation: Creation,
+    /// Calls from C into a handler through a callback on each tier.
+    pub callbacks: Vec<callbacks::CallbackRow>,
     /// The call paths timed again with the JIT refused for real.
     pub refused: refused::Refused,
     /// Bytes of code compiled into the library for the baked tier.
@@ -565,7 +568,7 @@ pub fn run(config: &Config) -> Result<(), String> {
     }
     let table = cases::table()?;
     let start = CpuTimes::now();
-    let steps = if config.under_mdwe { 0 } else { 3 };
+    let steps = if config.under_mdwe { 0 } else { 4 };
     let progress = Progress::new(table.len() + steps);
     let mut measured = Vec::with_capacity(table.len());
     for (done, case) in table.iter().enumerate() {
@@ -590,8 +593,10 @@ pub fn run(config: &Config) -> Result<(), String> {
     let closed_check = guard::measure(&table, &method)?;
     progress.show(table.len() + 1, "trampoline creation");
     let creation = creation::measure(&table, &method)?;
+    progress.show(table.len() + 2, "callbacks");
+    let callbacks = callbacks::measure(&method)?;
     let machine = machine(start);
-    progress.show(table.len() + 2, "the baked tier under PR_SET_MDWE");
+    progress.show(table.len() + 3, "the baked tier under PR_SET_MDWE");
     let refused = refused::measure_in_child(config.quick, &table);
     progress.finish();
 
@@ -602,6 +607,7 @@ pub fn run(config: &Config) -> Result<(), String> {
         cases: measured,
         closed_check,
         creation,
+        callbacks,
         refused,
         baked_code_bytes: jitcall::baked_code_bytes(),
     };

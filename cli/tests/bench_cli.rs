@@ -154,7 +154,29 @@ fn quick_json_lists_every_signature_and_path() {
         "{creation}"
     );
     assert_eq!(creation["batch_size"], 1000);
-    assert_eq!(json["targets"].as_array().unwrap().len(), 9);
+    assert_eq!(json["targets"].as_array().unwrap().len(), 11);
+    // Callbacks: every row through every tier, the handler alone once.
+    let callbacks = json["callbacks"].as_array().expect("a callbacks list");
+    let names: Vec<&str> = callbacks
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["add-i32", "add-f64", "compare", "sum-8-i64"]);
+    for row in callbacks {
+        let columns = &row["columns"];
+        for key in ["direct", "jit", "baked", "libffi"] {
+            assert!(is_summary(&columns[key]["ns_per_call"]), "{row}");
+        }
+        assert_eq!(
+            columns["handler"].is_null(),
+            row["name"] != "add-i32",
+            "{row}"
+        );
+    }
+    assert!(
+        stdout.contains("callbacks, median ns per call from a C loop"),
+        "{stdout}"
+    );
     assert!(json["baked_code_bytes"].as_u64().unwrap() > 0);
 
     check_refused_run(&json["refused_jit"], &stdout);

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde_json::{json, Value as Json};
 
+use super::callbacks::{CallbackRow, Column};
 use super::creation::{Density, BATCH};
 use super::guard::Pair;
 use super::refused::Refused;
@@ -227,6 +228,38 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
     // Without code mappings the creations measured libffi's, not the JIT's.
     let creation = &results.creation;
     let jit = creation.batch_density.is_some();
+    // Callbacks, judged on the callbacks of this binary's C loops.
+    let rows = &results.callbacks;
+    let target = "callback (JIT) ≤ 2× a direct C call + the handler alone";
+    let add = rows.iter().find(|row| row.name == "add-i32");
+    let median = |row: &CallbackRow, column| row.get(column).map(|m| m.ns_per_call.median);
+    verdicts.push(
+        match add.and_then(|row| {
+            Some((median(row, Column::Jit)?, median(row, Column::Direct)?, median(row, Column::Handler)?))
+        }) {
+            Some((jit, direct, handler)) => {
+                let budget = 2.0 * direct + handler;
+                Verdict {
+                    target,
+                    measured: format!(
+                        "add-i32: {jit:.2} ns against {budget:.2} ns (2 × {direct:.2} + {handler:.2})"
+                    ),
+                    met: Some(jit <= budget),
+                    json: json!({ "jit_ns": jit, "direct_ns": direct, "handler_ns": handler }),
+                }
+            }
+            None => not_measured(target),
+        },
+    );
+    let target = "libffi closure ≥ 5× the JIT callback, every signature";
+    let libffi = Spread::of(
+        rows.iter()
+            .filter_map(|row| Some((row.name, row.ratio(Column::Libffi, Column::Jit)?))),
+    );
+    verdicts.push(libffi.map_or(not_measured(target), |spread| {
+        spread.verdict(target, false, |worst| worst >= 5.0)
+    }));
+
     let target = "one trampoline created in ≤ 5 µs";
     verdicts.push(if jit {
         Verdict {
@@ -530,6 +563,36 @@ pub fn text(results: &Results) -> String {
         density(creation.single_density)
     );
 
+    if !results.callbacks.is_empty() {
+        out +=
+            "\ncallbacks, median ns per call from a C loop, and the ratio to the direct C call\n\
+                (direct: the loop calls an equivalent C function; handler: it packs the slots\n\
+                and calls the handler itself; jit, baked, libffi: through a Callback on the\n\
+                tier):\n";
+        let _ = write!(out, "{:<NAME$}", "signature");
+        for column in Column::ALL {
+            let _ = write!(out, "{:>CELL$}", column.key());
+        }
+        out.push('\n');
+        for row in &results.callbacks {
+            let _ = write!(out, "{:<NAME$}", row.name);
+            let direct = row.get(Column::Direct).map(|m| m.ns_per_call.median);
+            for column in Column::ALL {
+                let text = match (row.get(column), direct) {
+                    (None, _) => "—".to_string(),
+                    (Some(m), Some(direct)) if column != Column::Direct => format!(
+                        "{:.2} {:>5.2}×",
+                        m.ns_per_call.median,
+                        m.ns_per_call.median / direct
+                    ),
+                    (Some(m), _) => format!("{:.2}", m.ns_per_call.median),
+                };
+                let _ = write!(out, "{text:>CELL$}");
+            }
+            out.push('\n');
+        }
+    }
+
     verdict_lines(&mut out, &verdicts(results));
     out
 }
@@ -648,6 +711,22 @@ pub fn json(results: &Results) -> Json {
         "paths": Path::ALL.iter().map(|p| json!({ "key": p.key(), "description": p.description() })).collect::<Vec<_>>(),
         "signatures": signatures,
         "closed_check": closed_check,
+        "callbacks": results.callbacks.iter().map(|row| {
+            let columns: serde_json::Map<String, Json> = Column::ALL
+                .iter()
+                .map(|&column| {
+                    let value = row.get(column).map_or(Json::Null, |m| {
+                        json!({
+                            "ns_per_call": summary_json(&m.ns_per_call),
+                            "iters_per_sample": m.iters_per_sample,
+                            "ratio_to_direct": row.ratio(column, Column::Direct),
+                        })
+                    });
+                    (column.key().to_string(), value)
+                })
+                .collect();
+            json!({ "name": row.name, "signature": row.signature, "columns": columns })
+        }).collect::<Vec<_>>(),
         "refused_jit": match &results.refused {
             Refused::Measured { jit, cases } => json!({
                 "jit": jit,
