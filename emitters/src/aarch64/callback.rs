@@ -33,21 +33,21 @@
 //!                  | …                   |
 //!                  | slot 0              |  sp+S         <- x1 for the handler
 //!                  | struct copies       |  sp+16 …      structs that came in registers
-//!                  | return buffer       |  sp+0         <- x2 for the handler (16 bytes)
+//!                  | return buffer       |  sp+0         <- x2 for the handler (32 bytes)
 //!           sp ->  +---------------------+  sp = x29 - F, 16-byte aligned
 //! ```
 //!
 //! Returns: a scalar from the return buffer into x0 (narrow integers
 //! extended again from their width to 32 bits, as on x86_64) or v0; a
 //! struct in registers piece by piece into x0, x1 (each read whole: the
-//! buffer is 16 bytes) or v0–v3 (HFA members at their width); a struct
+//! buffer is 32 bytes) or v0–v3 (HFA members at their width); a struct
 //! returned through memory was written by the handler to the caller's
 //! buffer, the x8 it passed, and nothing comes back in registers (AAPCS64
 //! §6.9 asks nothing of x8 or x0 on return).
 //!
-//! Immediates: the return buffer and the copies lie below sp + 144
-//! (`crate::callback::MAX_COPIES`), within `add`'s 12-bit immediate; slot
-//! `i` at sp + 144 + 8 `i` at most, within the reach of `str x`'s scaled
+//! Immediates: the return buffer and the copies lie below sp + 160
+//! (`crate::callback::RET_BYTES` + `MAX_COPIES`), within `add`'s 12-bit
+//! immediate; slot `i` at sp + 160 + 8 `i` at most, within the reach of `str x`'s scaled
 //! 12-bit immediate (32,760 bytes) for every `i` below [`MAX_ARGS`]. A
 //! stack argument lies below x29 + 16 + 4,080 (`Limits::EMITTER_MAX_STACK`
 //! bounds a plan's stack arguments), within a byte load's 12-bit offset
@@ -252,7 +252,7 @@ fn load_return(ops: &mut Assembler, plan: &Plan) {
         },
         ReturnPass::Pieces(pieces) => {
             for piece in pieces {
-                // Below 16: inside the return buffer.
+                // Below RET_BYTES: inside the return buffer.
                 let (at, reg) = (RET + piece.offset, piece.reg);
                 match piece.ty {
                     Type::F32 => asm!(ops ; ldr S(reg), [sp, #at]),

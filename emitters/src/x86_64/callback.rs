@@ -33,7 +33,7 @@
 //!           | …                   |
 //!           | slot 0              |  rsp+S        <- rsi for the handler
 //!           | struct copies       |  rsp+16 …     structs that came in registers
-//!           | return buffer       |  rsp+0        <- rdx for the handler (16 bytes);
+//!           | return buffer       |  rsp+0        <- rdx for the handler (32 bytes);
 //!   rsp ->  +---------------------+                a memory return keeps rdi here
 //!                                   rsp = rbp - F, 16-byte aligned at the call
 //! ```
@@ -261,7 +261,7 @@ fn load_return(ops: &mut Ops, plan: &Plan) {
         },
         ReturnPass::Pieces(pieces) => {
             for piece in pieces {
-                // Below 16: inside the return buffer.
+                // Below RET_BYTES: inside the return buffer.
                 let at = RET + piece.offset as i32;
                 match piece.ty {
                     Type::F32 => {
