@@ -636,9 +636,27 @@ impl Function {
                 });
             }
         }
-        let slots: Vec<u64> = args.iter().map(Value::as_slot).collect();
-        // The return buffer: 8-byte aligned, as long as the return needs.
-        let mut ret = vec![0u64; return_bytes(self.sig.ret).div_ceil(8).max(1)];
+        // The slots and the return buffer (8-byte aligned, as long as the
+        // return needs) on the stack for common signatures: no allocation
+        // per call below 32 arguments and 64 bytes of return.
+        let (mut small_slots, mut large_slots) = ([0u64; 32], Vec::new());
+        let slots: &mut [u64] = if args.len() <= small_slots.len() {
+            &mut small_slots[..args.len()]
+        } else {
+            large_slots.resize(args.len(), 0);
+            &mut large_slots
+        };
+        for (slot, value) in slots.iter_mut().zip(args) {
+            *slot = value.as_slot();
+        }
+        let words = return_bytes(self.sig.ret).div_ceil(8).max(1);
+        let (mut small_ret, mut large_ret) = ([0u64; 8], Vec::new());
+        let ret: &mut [u64] = if words <= small_ret.len() {
+            &mut small_ret[..words]
+        } else {
+            large_ret.resize(words, 0);
+            &mut large_ret
+        };
         // SAFETY: one slot per argument, each of the declared type (buffer
         // and struct slots address data inside `args`, alive for the call);
         // `ret` is as large as the return needs; the caller vouches for the
