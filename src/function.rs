@@ -196,6 +196,13 @@ pub struct Options {
     /// than its shape's shared stub ([`Tier::Shared`]), at the cost of a
     /// mapping of its own.
     pub specialise: bool,
+    /// Capture `errno` right after the target returns, on every tier, into
+    /// a per-thread value that [`last_errno`](crate::last_errno) reads: what
+    /// a runtime needs to report a failed `open` after its own code ran in
+    /// between. Through [`call_packed`](Function::call_packed) and
+    /// [`call`](Function::call); the raw entries do not capture. Functions
+    /// that do not ask pay nothing.
+    pub capture_errno: bool,
     /// Act as if the process could create no executable memory: use the
     /// compiled-in tier ([`Tier::Baked`]), as a
     /// process under a W^X policy does.
@@ -237,6 +244,9 @@ enum Path {
     Baked(ShapeFn, ReturnFix),
     RegisterFile(Box<RegisterFileCall>),
     Libffi(LibffiCall),
+    /// Another path, with `errno` captured right after the target returns
+    /// ([`Options::capture_errno`]).
+    CapturingErrno(Box<Path>),
 }
 
 /// A native function bound to a signature.
@@ -588,18 +598,48 @@ impl Function {
     /// As for [`call_packed`](Self::call_packed).
     #[inline(never)]
     unsafe fn call_out_of_line(&self, path: &Path, args: *const u64, ret: *mut u64) {
+        match path {
+            Path::CapturingErrno(inner) => {
+                // SAFETY: forwarded from this function's contract.
+                unsafe { self.call_path(inner, args, ret) };
+                // Nothing between the target's return and here calls into
+                // the C library: errno is still the target's.
+                crate::errno::capture();
+            }
+            // SAFETY: forwarded from this function's contract.
+            path => unsafe { self.call_path(path, args, ret) },
+        }
+    }
+
+    /// A call through `path`, the closed check included.
+    ///
+    /// # Safety
+    ///
+    /// As for [`call_packed`](Self::call_packed).
+    unsafe fn call_path(&self, path: &Path, args: *const u64, ret: *mut u64) {
+        if let Path::Jit(entry) = path {
+            // SAFETY: as in `call_packed`; the trampoline checks the
+            // library's closed byte itself.
+            return unsafe { entry(args, ret) };
+        }
         if self.library_closed() {
             // SAFETY: forwarded from this function's contract.
             return unsafe { self.closed_call(ret) };
         }
         match path {
+            // SAFETY: as in `call_packed`.
+            Path::Shared(stub) => unsafe { stub(args, ret, self.target) },
+            // SAFETY: as in `call_packed`.
+            Path::Baked(stub, fix) => unsafe {
+                stub(args, ret, self.target);
+                fix.apply(ret);
+            },
             // SAFETY: forwarded from this function's contract.
             Path::RegisterFile(call) => unsafe { call.call_packed(self.target, args, ret) },
             // SAFETY: forwarded from this function's contract.
             Path::Libffi(call) => unsafe { call.call_packed(self.target, args, ret) },
-            Path::Jit(_) | Path::Shared(_) | Path::Baked(..) => {
-                unreachable!("call_packed takes these paths itself")
-            }
+            Path::Jit(_) => unreachable!("taken above"),
+            Path::CapturingErrno(_) => unreachable!("paths capture errno once, outermost"),
         }
     }
 
@@ -848,6 +888,11 @@ pub(crate) fn bind_batch(
                     library.add_thunk_receiver(thunk);
                 }
             }
+            let path = if options.capture_errno {
+                Path::CapturingErrno(Box::new(path))
+            } else {
+                path
+            };
             Ok(Function {
                 path,
                 tier,

@@ -84,6 +84,7 @@ mod baked;
 mod callback;
 pub use baked::baked_code_bytes;
 pub use callback::{Callback, CallbackFn};
+mod errno;
 mod error;
 mod fallback;
 mod function;
@@ -96,6 +97,7 @@ mod shapes;
 mod thunks;
 mod value;
 
+pub use errno::last_errno;
 pub use error::{Error, Result};
 pub use function::{Fallback, Function, Options, PackedFn, ReceiverKind, Tier};
 pub use jitcall_emitters::{
