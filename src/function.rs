@@ -16,7 +16,9 @@ use crate::receiver::ThunkReceiver;
 use crate::register_file::RegisterFileCall;
 use crate::shapes;
 use crate::value::{StructValue, Value};
-use crate::{classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature, Type};
+use crate::{
+    classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature, Source, Type,
+};
 
 /// The packed entry: `args` points to one 64-bit slot per argument, the
 /// return value is stored to `*ret` (left untouched for `void`).
@@ -122,6 +124,16 @@ fn decide(sig: &Signature, options: &Options, own: bool) -> Decision {
         (Ok(()), true) => Decision::Own(plan),
         (Ok(()), false) => Decision::Shared(plan),
     }
+}
+
+/// Whether a receiver plan leaves every argument where it arrives and
+/// returns what the target returns: its entry can be the target.
+fn moves_nothing(plan: &Plan) -> bool {
+    plan.tail_calls()
+        && plan
+            .args
+            .iter()
+            .all(|arg| arg.from == Source::Native(arg.to))
 }
 
 /// What no tier can pass, an error rather than a fallback: a misplaced
@@ -769,6 +781,23 @@ pub(crate) fn bind_batch(
             _ => None,
         })
         .collect();
+    // A receiver entry that would move nothing is the target itself: no
+    // argument changes register (none, or FP ones only, which the receiver
+    // does not shift), the return needs no narrowing, and no closed check
+    // is due. A variadic signature keeps its trampoline, which sets al.
+    let direct_receivers: Vec<bool> = receivers
+        .iter_mut()
+        .zip(bindings)
+        .map(|(receiver, b)| {
+            let direct = library.is_none()
+                && b.sig.variadic.is_none()
+                && receiver.as_ref().is_some_and(moves_nothing);
+            if direct {
+                *receiver = None;
+            }
+            direct
+        })
+        .collect();
 
     // Every trampoline of its own to place, with its target, in order.
     let pieces: Vec<(&Plan, u64)> = decisions
@@ -843,8 +872,9 @@ pub(crate) fn bind_batch(
     decisions
         .into_iter()
         .zip(receivers)
+        .zip(direct_receivers)
         .zip(bindings)
-        .map(|((decision, receiver), b)| {
+        .map(|(((decision, receiver), direct_receiver), b)| {
             let mut mapping = None;
             let mut compiled_in_plan = None;
             let (path, tier) = match decision {
@@ -874,6 +904,9 @@ pub(crate) fn bind_batch(
             };
             let mut receiver = receiver
                 .map(|_| entries.next().expect("one entry per placed plan") as *const c_void);
+            if direct_receiver {
+                receiver = Some(b.target);
+            }
             // On the baked tier, a receiver entry made of a static thunk.
             let thunk_receiver = match (&compiled_in_plan, tier) {
                 (Some(plan), Tier::Baked(_)) if options.receiver_entry => {

@@ -368,8 +368,14 @@ fn al_counts_the_vector_registers_at_every_call() {
             checked += 1;
 
             // The receiver entry, called with typed arguments through a
-            // shape of the same signature.
+            // shape of the same signature. One that would move nothing is
+            // the target itself, for a signature not declared variadic:
+            // no code of jitcall's runs, and al is the caller's business.
             let receiver = f.receiver_entry().expect("receiver entry");
+            if receiver == target {
+                assert!(sig.args.iter().all(|t| t.is_float()), "{sig}");
+                continue;
+            }
             if let Some(shape) = many_arg_shapes().into_iter().find(|s: &Shape| s.sig == sig) {
                 // SAFETY: the shim is called as the receiver entry it enters.
                 let al = unsafe {

@@ -407,3 +407,46 @@ fn narrow_arguments_arrive_extended_to_32_bits() {
     }
     println!("{checked} narrow arguments checked");
 }
+
+#[test]
+fn receiver_entries_that_would_move_nothing_are_the_target_itself() {
+    if jit_disabled_by_env() {
+        println!("JITCALL_DISABLE_JIT is set: no JIT receiver entries to check");
+        return;
+    }
+    extern "C" fn target() {}
+    let receiver = Options {
+        receiver_entry: true,
+        ..Options::default()
+    };
+    // (signature, whether the entry is the target): nothing moves for no
+    // arguments and for FP ones only (the receiver takes a GP register);
+    // a GP argument shifts, a narrow return is narrowed, a variadic
+    // signature's entry sets al.
+    let cases = [
+        ("() -> void", true),
+        ("() -> i64", true),
+        ("(f64, f64) -> f64", true),
+        ("(f32) -> f32", true),
+        ("(i32, i32) -> i32", false),
+        ("(f64) -> u8", false),
+        ("(f64, ..., f64) -> f64", false),
+    ];
+    for (text, direct) in cases {
+        let sig = jitcall::Signature::parse(text).unwrap();
+        // SAFETY: nothing is called.
+        let f =
+            unsafe { Function::with_options(target as *const c_void, &sig, &receiver) }.unwrap();
+        let entry = f
+            .receiver_entry()
+            .expect("a receiver entry on the JIT tier");
+        assert_eq!(entry == target as *const c_void, direct, "{text}");
+    }
+    // Bound from a library, the entry checks the closed byte: never the
+    // target itself.
+    let library = Library::this_process().unwrap();
+    let sig = "() -> void".parse().unwrap();
+    // SAFETY: nothing is called.
+    let f = unsafe { library.function_at(target as *const c_void, &sig, &receiver) }.unwrap();
+    assert_ne!(f.receiver_entry(), Some(target as *const c_void));
+}
