@@ -177,6 +177,8 @@ pub struct CaseResult {
     /// entry's call to the target.
     pub args: usize,
     pub register_args: bool,
+    /// Arguments the packed entry's call passes on the stack.
+    pub stack_args: usize,
     pub receiver: Option<ReceiverKind>,
     /// One per [`Path::ALL`]; `None` where the path does not apply.
     pub paths: Vec<Option<Measurement>>,
@@ -514,6 +516,12 @@ fn measure_case(case: &Case, method: &Method) -> Result<CaseResult, String> {
         library_symbol: case.is_library_symbol(),
         args: case.sig.args.len(),
         register_args: plan(Entry::Packed).is_some_and(|plan| plan.stack_bytes == 0),
+        stack_args: plan(Entry::Packed).map_or(0, |plan| {
+            plan.args
+                .iter()
+                .filter(|arg| matches!(arg.to, jitcall::Loc::Stack(_)))
+                .count()
+        }),
         receiver,
         paths,
     })

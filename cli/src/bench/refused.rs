@@ -136,6 +136,7 @@ fn case_from_json(json: &Json, table: &[Case]) -> Option<CaseResult> {
         library_symbol: json["library_symbol"].as_bool()?,
         args: usize::try_from(json["args"].as_u64()?).ok()?,
         register_args: json["register_args"].as_bool()?,
+        stack_args: usize::try_from(json["stack_args"].as_u64()?).ok()?,
         receiver: None,
         paths,
     })

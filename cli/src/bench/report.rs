@@ -389,6 +389,40 @@ pub fn under_mdwe_text(machine: &Machine, cases: &[CaseResult]) -> String {
     out
 }
 
+/// What each stack argument adds: the rows that pass some on the stack,
+/// against `sum-5-i32`, whose five arguments all go in registers.
+fn stack_argument_lines(out: &mut String, cases: &[CaseResult]) {
+    let Some(base) = cases.iter().find(|case| case.name == "sum-5-i32") else {
+        return;
+    };
+    let rows: Vec<&CaseResult> = cases.iter().filter(|case| case.stack_args > 0).collect();
+    if rows.is_empty() {
+        return;
+    }
+    *out += "\nstack arguments, ns each over sum-5-i32 (all in registers) per path:\n";
+    for case in rows {
+        let each = |path: Path| -> String {
+            match (case.get(path), base.get(path)) {
+                (Some(m), Some(b)) => format!(
+                    "{} {:+.2}",
+                    path.key(),
+                    (m.ns_per_call.median - b.ns_per_call.median) / case.stack_args as f64
+                ),
+                _ => format!("{} —", path.key()),
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  {:<NAME$}{} on the stack: {}, {}, {}",
+            case.name,
+            case.stack_args,
+            each(Path::Packed),
+            each(Path::CallPacked),
+            each(Path::Receiver)
+        );
+    }
+}
+
 /// The verdict lines.
 fn verdict_lines(out: &mut String, verdicts: &[Verdict]) {
     *out += "\nDESIGN.md targets (call ratios over the callees defined in this binary):\n";
@@ -563,6 +597,8 @@ pub fn text(results: &Results) -> String {
         density(creation.single_density)
     );
 
+    stack_argument_lines(&mut out, &results.cases);
+
     if !results.callbacks.is_empty() {
         out +=
             "\ncallbacks, median ns per call from a C loop, and the ratio to the direct C call\n\
@@ -629,6 +665,7 @@ fn case_json(case: &CaseResult) -> Json {
         "library_symbol": case.library_symbol,
         "args": case.args,
         "register_args": case.register_args,
+        "stack_args": case.stack_args,
         "receiver_entry": match case.receiver {
             Some(ReceiverKind::TailCall) => "tail_call",
             Some(ReceiverKind::Call) => "call",
