@@ -64,9 +64,11 @@ pub enum Target {
     /// The function at this address, known when the code is emitted: a
     /// direct branch where it is in reach.
     Known(u64),
-    /// The function whose address comes at run time as a third argument:
-    /// the code is a shape stub, [`ShapeFn`]-typed, shared by every
-    /// function of its shape. Only the packed entry takes it.
+    /// The function whose address comes at run time as an argument after
+    /// the entry's own: the code is a shape stub, shared by every function
+    /// of its shape. The packed entry takes it third ([`ShapeFn`]), the
+    /// value entry second ([`ShapeValueFn`]); the receiver entry has no
+    /// argument to spare.
     Argument,
     /// The function whose address arrives in the thunk register, put there
     /// by a static thunk that jumps to this code: a receiver-entry stub,
@@ -90,6 +92,35 @@ pub enum Target {
 /// in at build time.
 pub type ShapeFn =
     unsafe extern "C" fn(args: *const u64, ret: *mut u64, target: *const std::ffi::c_void);
+
+/// The value entry ([`Entry::Value`]), for integer-class and `void`
+/// returns: `args` points to one 64-bit slot per argument, in the packed
+/// encoding (as for the packed entry); the return comes back as the target
+/// left it in the integer return register (rax, x0): 64-bit integers,
+/// pointers and functions whole, 32-bit integers in the low half and
+/// narrow integers in the low 8 or 16 bits, the rest unspecified (the
+/// caller extends them); garbage for `void`.
+///
+/// The entry never extends the return, so that it can jump to the target
+/// (tail-call) whenever the target takes no stack arguments
+/// ([`Plan::tail_calls`]). A closed library's guard returns 0.
+pub type ValueFn = unsafe extern "C" fn(args: *const u64) -> u64;
+
+/// The value entry for `f32` and `f64` returns: the same code as
+/// [`ValueFn`], read through the FP return register (xmm0, v0): an `f64`
+/// whole, an `f32` in its low 32 bits with the rest unspecified.
+pub type FloatValueFn = unsafe extern "C" fn(args: *const u64) -> f64;
+
+/// A value entry's shape stub ([`Target::Argument`]): [`ValueFn`] with the
+/// target as a second argument, so that one copy serves every function of
+/// its shape.
+pub type ShapeValueFn =
+    unsafe extern "C" fn(args: *const u64, target: *const std::ffi::c_void) -> u64;
+
+/// [`ShapeValueFn`] read through the FP return register, for `f32` and
+/// `f64` returns (see [`FloatValueFn`]).
+pub type FloatShapeValueFn =
+    unsafe extern "C" fn(args: *const u64, target: *const std::ffi::c_void) -> f64;
 
 /// Where a trampoline is placed and the addresses its code refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +171,7 @@ impl Placement {
 ///
 /// The open path costs one load and one forward branch, predicted not
 /// taken. Once `*cell` is non-zero, the trampoline stores 0 to the packed
-/// return slot (unless the return is `void`), calls
+/// return slot (a packed entry whose return is not `void`), calls
 /// `on_closed(cell, target)` (`extern "C" fn(*const u8, *const c_void)`,
 /// called with the native ABI's alignment), and returns 0 in the integer
 /// and floating-point return registers, without reaching the target.
@@ -244,9 +275,9 @@ pub fn emit_callback_bound(plan: &Plan) -> usize {
 }
 
 /// An upper bound on `emit(plan, at).len()` for every placement `at` with a
-/// known target, with a guard or without: the size with every address out
-/// of direct-branch reach. (A shape stub's size does not depend on where
-/// it goes: emit it once and use its length.)
+/// known target, with a guard or without, for every entry kind: the size
+/// with every address out of direct-branch reach. (A shape stub's size
+/// does not depend on where it goes: emit it once and use its length.)
 pub fn emit_bound(plan: &Plan, guarded: bool) -> usize {
     let guard = guarded.then_some(Guard {
         cell: WORST_ADDRESS,

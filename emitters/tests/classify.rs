@@ -344,6 +344,53 @@ fn receiver_mode_tail_calls_unless_the_return_is_narrow() {
     }
 }
 
+/// The value entry's plan is the packed entry's (same moves, sources and
+/// destinations, same stack bytes) but for its entry kind; it refuses a
+/// struct return, whatever the limits, and tail-calls exactly when the
+/// target takes nothing on the stack.
+#[test]
+fn value_plans_are_packed_plans_without_struct_returns() {
+    let sigs = [
+        "() -> void",
+        "(i8, u16) -> u8",
+        "(f32, f64, i32) -> f64",
+        "(buffer, pointer, function) -> pointer",
+        "({i32, f32}, {u8, u8, u8}, i8) -> i64",
+        "({f32, f32, f32}, {f64, f64}) -> f32",
+        "({i64, f64, i32}, f64) -> f64",
+        "(i64, i64, i64, i64, i64, i64, i64, {i64, i64}, i32) -> i32",
+        "(pointer, ..., i32, f64) -> i32",
+        "(i64, i64, i64, i64, i64, i64, i64, i64, i8, f32) -> u16",
+        "(i32) -> {i64, f64, i32}",
+        "({i32, i32}) -> {f32, f32}",
+    ];
+    let mut tail_calls = [0; 2];
+    for text in sigs {
+        let sig: Signature = text.parse().unwrap();
+        for abi in Abi::ALL {
+            for limits in [Limits::default(), Limits::node()] {
+                let value = classify(&sig, abi, Entry::Value, &limits);
+                let packed = classify(&sig, abi, P, &limits);
+                if sig.ret.as_struct().is_some() {
+                    assert_eq!(value, Err(Struct { index: None }), "{abi} {text}");
+                    continue;
+                }
+                let want = packed.map(|plan| Plan {
+                    entry: Entry::Value,
+                    ..plan
+                });
+                assert_eq!(value, want, "{abi} {text}");
+                if let Ok(plan) = value {
+                    assert_eq!(plan.tail_calls(), plan.stack_bytes == 0, "{abi} {text}");
+                    tail_calls[usize::from(plan.tail_calls())] += 1;
+                }
+            }
+        }
+    }
+    // Both paths are exercised.
+    assert!(tail_calls.iter().all(|&n| n > 0), "{tail_calls:?}");
+}
+
 #[test]
 fn stack_bytes_count_target_slots() {
     let sig: Signature = repeat("i64", 9, "void").parse().unwrap();

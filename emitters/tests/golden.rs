@@ -148,6 +148,48 @@ const CASES: &[(&str, &str, Entry, Placement)] = &[
         Entry::Receiver,
         REGISTER,
     ),
+    // Value entries: the packed entry's loads, then a tail call when the
+    // target takes no stack arguments; the return left as the target left
+    // it (narrow integers raw).
+    ("value_add_i32", "(i32, i32) -> i32", Entry::Value, NEAR_AT),
+    ("value_floats", "(f64, f64) -> f64", Entry::Value, NEAR_AT),
+    ("value_void", "() -> void", Entry::Value, NEAR_AT),
+    ("value_narrow", "(i8, u16) -> u8", Entry::Value, NEAR_AT),
+    ("value_buffer", "(buffer, u64) -> u64", Entry::Value, NEAR_AT),
+    (
+        "value_struct_registers",
+        "({i32, f32}, {u8, u8, u8}, i8) -> i64",
+        Entry::Value,
+        NEAR_AT,
+    ),
+    // Stack arguments on both ABIs: called from a frame, then `ret`.
+    (
+        "value_stack",
+        "(i64, i64, i64, i64, i64, i64, i64, i64, i8, f32) -> u16",
+        Entry::Value,
+        NEAR_AT,
+    ),
+    // x86_64: a MEMORY struct on the stack; AArch64: copied to the frame
+    // and passed by reference. Both call.
+    ("value_struct_memory", "({i64, f64, i32}, f64) -> f64", Entry::Value, NEAR_AT),
+    ("value_far", "(u64) -> u64", Entry::Value, FAR_AT),
+    ("value_guarded", "(i32, i32) -> i32", Entry::Value, GUARDED),
+    (
+        "value_guarded_stack",
+        "(i64, i64, i64, i64, i64, i64, i64, i64, i8, f32) -> u16",
+        Entry::Value,
+        GUARDED_FAR,
+    ),
+    ("value_shape", "(i32, i32) -> i32", Entry::Value, SHAPE),
+    // x86_64: struct pieces load through r11, so the target waits on the
+    // stack.
+    ("value_shape_struct", "({i32, f32}, i64) -> f32", Entry::Value, SHAPE),
+    (
+        "value_shape_stack",
+        "(i64, i64, i64, i64, i64, i64, i64, i64, i8, f32) -> u16",
+        Entry::Value,
+        SHAPE,
+    ),
 ];
 
 /// A callback's handler in direct-call reach of `BASE`, and its data.

@@ -77,9 +77,13 @@
 //! and the target's are never above the trampoline's), and branches to the
 //! target, which returns straight to the trampoline's caller.
 //!
-//! A callback's reverse trampoline, which C calls and which calls a handler,
-//! is in `callback.rs` ([`emit_callback`]), with its own register table and
-//! frame diagram.
+//! The value entry (`Entry::Value`: the packed entry's slots, the return
+//! left in x0 or v0, a tail call when the target takes no stack
+//! arguments) is in `value.rs`, with its own register table and frame
+//! diagram; it loads its arguments with the packed entry's
+//! `load_arguments`. A callback's reverse trampoline, which C calls and
+//! which calls a handler, is in `callback.rs` ([`emit_callback`]), with
+//! its own register table and frame diagram.
 
 // dynasm's expansion passes every dynamic register through `.into()` to a
 // `u8`, and our register numbers already are `u8`s.
@@ -101,6 +105,7 @@ macro_rules! asm {
 
 // After `asm!`, which it uses.
 mod callback;
+mod value;
 pub use callback::emit_callback;
 
 /// The most arguments [`emit`] handles, set by the shortest reach among the
@@ -180,10 +185,15 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     );
     let closed = at.guard.map(|guard| check_closed(&mut ops, guard));
     match (plan.entry, at.target) {
-        (Entry::Packed, Target::Register) => {
-            panic!("a packed entry takes its target known or as an argument, not in x16")
-        }
+        (Entry::Packed | Entry::Value, Target::Register) => panic!(
+            "a {} entry takes its target known or as an argument, not in x16",
+            plan.entry
+        ),
         (Entry::Packed, target) => packed(&mut ops, plan, target),
+        (Entry::Value, target) if plan.tail_calls() => {
+            value::value_tail_call(&mut ops, plan, target)
+        }
+        (Entry::Value, target) => value::value_call(&mut ops, plan, target),
         (Entry::Receiver, Target::Argument) => {
             panic!("a receiver entry calls a known target: it has no argument to spare")
         }
@@ -277,8 +287,9 @@ fn check_closed(ops: &mut Assembler, guard: Guard) -> DynamicLabel {
 
 /// The closed path, entered from the first instructions with the entry's
 /// registers untouched but x16 and x17 (the cell): store 0 to the packed
-/// return slot, call `on_closed(cell, target)` from a frame record, return
-/// 0 as an integer and as a float, whichever the caller reads.
+/// return slot (packed entry), call `on_closed(cell, target)` from a frame
+/// record, return 0 as an integer and as a float, whichever the caller
+/// reads.
 fn closed_path(
     ops: &mut Assembler,
     plan: &Plan,
@@ -295,10 +306,13 @@ fn closed_path(
         ; mov x29, sp
         ; mov x0, X(CELL)
     );
-    match target {
-        Target::Known(target) => load_address(ops, 1, target),
-        Target::Argument => asm!(ops ; mov x1, x2),
-        Target::Register => unreachable!("emit refuses a guard with the target in x16"),
+    match (target, plan.entry) {
+        (Target::Known(target), _) => load_address(ops, 1, target),
+        // A value entry's target is its second argument: in x1 already,
+        // which `mov x0, x17` left alone.
+        (Target::Argument, Entry::Value) => {}
+        (Target::Argument, _) => asm!(ops ; mov x1, x2),
+        (Target::Register, _) => unreachable!("emit refuses a guard with the target in x16"),
     }
     call(ops, guard.on_closed);
     asm!(ops
@@ -339,37 +353,7 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: Target) {
         asm!(ops ; str x2, [x29, #24]);
     }
     reserve(ops, outgoing);
-
-    // The slot array moves to x17 so that x0 can take argument 0.
-    if !plan.args.is_empty() {
-        asm!(ops
-            ; mov X(ARGS), x0
-        );
-    }
-    let no_stack = Memory {
-        base: SP,
-        offset: 0,
-    };
-    // Which struct's address x9 holds, so that its pieces load it once.
-    let mut loaded = None;
-    for arg in &plan.args {
-        match arg.from {
-            Source::Field {
-                slot,
-                offset,
-                bytes,
-            } => {
-                if loaded != Some(slot) {
-                    let slot_at = 8 * slot;
-                    asm!(ops ; ldr X(STRUCT), [X(ARGS), #slot_at]);
-                    loaded = Some(slot);
-                }
-                move_field(ops, arg.ty, offset, bytes, arg.to);
-            }
-            Source::StackAddress(at) => move_address(ops, at, arg.to),
-            from => move_arg(ops, arg.ty, locate(from, no_stack), arg.to, SCRATCH),
-        }
-    }
+    load_arguments(ops, plan);
     // A struct returned through memory goes to the return buffer, whose
     // address the callee takes in x8.
     if plan.ret_pass == ReturnPass::Memory {
@@ -441,6 +425,46 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: Target) {
             ; ldp x29, x30, [sp], #16
             ; ret
         );
+    }
+}
+
+/// Loads every argument of a packed plan (the packed and value entries)
+/// from the slot array in x0 to where the target expects it: moves the
+/// slot array to x17 (x0 is an argument register), then makes the plan's
+/// moves in order, a stack argument or struct copy to `[sp + offset]`.
+/// Writes the argument registers, their stack slots, x17, x9 and x10
+/// (struct pieces), and x16 and v16, only for stack destinations and
+/// struct copies' addresses. The slot array is not needed after.
+fn load_arguments(ops: &mut Assembler, plan: &Plan) {
+    // The slot array moves to x17 so that x0 can take argument 0.
+    if !plan.args.is_empty() {
+        asm!(ops
+            ; mov X(ARGS), x0
+        );
+    }
+    let no_stack = Memory {
+        base: SP,
+        offset: 0,
+    };
+    // Which struct's address x9 holds, so that its pieces load it once.
+    let mut loaded = None;
+    for arg in &plan.args {
+        match arg.from {
+            Source::Field {
+                slot,
+                offset,
+                bytes,
+            } => {
+                if loaded != Some(slot) {
+                    let slot_at = 8 * slot;
+                    asm!(ops ; ldr X(STRUCT), [X(ARGS), #slot_at]);
+                    loaded = Some(slot);
+                }
+                move_field(ops, arg.ty, offset, bytes, arg.to);
+            }
+            Source::StackAddress(at) => move_address(ops, at, arg.to),
+            from => move_arg(ops, arg.ty, locate(from, no_stack), arg.to, SCRATCH),
+        }
     }
 }
 

@@ -129,15 +129,25 @@ pub enum Entry {
     /// integers widened to 32 bits, a buffer as a pointer to a
     /// [`BufferView`](crate::BufferView). The receiver is dropped.
     Receiver,
+    /// `unsafe extern "C" fn(args: *const u64) -> u64` (or `-> f64`,
+    /// [`ValueFn`](crate::ValueFn), [`FloatValueFn`](crate::FloatValueFn)):
+    /// the packed entry's arguments and moves, the return value left in the
+    /// native return register as the target left it, so that the
+    /// trampoline can tail-call the target when it takes no stack
+    /// arguments ([`Plan::tail_calls`]). Narrow integer returns come back
+    /// raw: the caller extends them. A struct return is
+    /// [`Ineligible::Struct`] (the packed entry takes it).
+    Value,
 }
 
 impl Entry {
-    pub const ALL: [Entry; 2] = [Entry::Packed, Entry::Receiver];
+    pub const ALL: [Entry; 3] = [Entry::Packed, Entry::Receiver, Entry::Value];
 
     pub const fn name(self) -> &'static str {
         match self {
             Entry::Packed => "packed",
             Entry::Receiver => "receiver",
+            Entry::Value => "value",
         }
     }
 }
@@ -259,7 +269,8 @@ pub enum Ineligible {
     /// limits send to libffi.
     FunctionPointer { index: Option<usize> },
     /// A struct argument (`index`) or return (`None`), which the limits or
-    /// the entry kind send to libffi.
+    /// the entry kind send to libffi. The value entry refuses a struct
+    /// return, which the packed entry takes.
     Struct { index: Option<usize> },
     /// A variadic call shape, which the limits send to libffi.
     Variadic,
@@ -516,10 +527,17 @@ impl Plan {
     }
 
     /// Whether the trampoline can jump to the target rather than call it:
-    /// only the receiver entry can (the packed entry stores the result), and
-    /// only when the return value needs no narrowing.
+    /// never the packed entry (it stores the result); the receiver entry
+    /// when the return value needs no narrowing; the value entry when the
+    /// target takes nothing on the stack (no stack arguments, no struct
+    /// copied to pass by reference), which it must find at its own
+    /// call-time sp.
     pub fn tail_calls(&self) -> bool {
-        self.entry == Entry::Receiver && !self.ret.is_narrow()
+        match self.entry {
+            Entry::Packed => false,
+            Entry::Receiver => !self.ret.is_narrow(),
+            Entry::Value => self.stack_bytes == 0,
+        }
     }
 
     /// A human-readable table: one line per scalar argument, a line per
@@ -578,7 +596,11 @@ impl Plan {
                 .join(", "),
             (ReturnPass::Value, ty) if ty.is_float() => self.abi.fp_name(0, ty).to_string(),
             (ReturnPass::Value, ty) => {
-                let narrowed = if ty.is_narrow() { " (narrowed)" } else { "" };
+                let narrowed = match (ty.is_narrow(), self.entry) {
+                    (false, _) => "",
+                    (true, Entry::Value) => " (raw: the caller extends it)",
+                    (true, Entry::Packed | Entry::Receiver) => " (narrowed)",
+                };
                 self.abi.ret_gp_name(ty).to_string() + narrowed
             }
         };
@@ -692,6 +714,12 @@ impl Assigner {
 /// [`Registers::Only`] (the receiver counted in receiver mode) or
 /// [`Registers::Node`].
 ///
+/// [`Entry::Value`] also refuses a struct return, whatever the limits
+/// (`Ineligible::Struct { index: None }`): its code leaves the return where
+/// the target put it, and a struct comes back in pieces or through memory.
+/// Otherwise its plan is the packed entry's: the same moves, from the same
+/// slots and struct fields to the same locations.
+///
 /// # Examples
 ///
 /// ```
@@ -718,9 +746,11 @@ pub fn classify(
     if !limits.variadic && sig.variadic.is_some() {
         return Err(Ineligible::Variadic);
     }
-    // A receiver entry is for JS engines' JITs, which pass no structs.
-    let takes_structs = limits.structs && entry == Entry::Packed;
-    if !takes_structs && sig.ret.as_struct().is_some() {
+    // A receiver entry is for JS engines' JITs, which pass no structs. A
+    // value entry passes struct arguments as the packed entry does, but
+    // returns only what fits the one return register it leaves as is.
+    let takes_structs = limits.structs && entry != Entry::Receiver;
+    if (!takes_structs || entry == Entry::Value) && sig.ret.as_struct().is_some() {
         return Err(Ineligible::Struct { index: None });
     }
     if !limits.function_pointers && sig.ret == Type::Function {
@@ -801,7 +831,7 @@ pub fn classify(
         let index = i as u32;
         let Type::Struct(layout) = ty else {
             let from = match entry {
-                Entry::Packed => Source::Slot(index),
+                Entry::Packed | Entry::Value => Source::Slot(index),
                 Entry::Receiver => Source::Native(incoming.next(ty)),
             };
             args.push(Arg {

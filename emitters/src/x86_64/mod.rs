@@ -76,9 +76,13 @@
 //! prototype of one call, and a stale `al` of 0 makes them read garbage
 //! floats. libffi sets it too.
 //!
-//! A callback's reverse trampoline, which C calls and which calls a handler,
-//! is in `callback.rs` ([`emit_callback`]), with its own register table and
-//! frame diagram.
+//! The value entry (`Entry::Value`: the packed entry's slots, the return
+//! left in rax or xmm0, a tail call when the target takes no stack
+//! arguments) is in `value.rs`, with its own register table and frame
+//! diagram; it loads its arguments with the packed entry's
+//! `load_arguments`. A callback's reverse trampoline, which C calls and
+//! which calls a handler, is in `callback.rs` ([`emit_callback`]), with
+//! its own register table and frame diagram.
 
 // dynasm! expands dynamic register operands to `.into()` calls, which are
 // identity conversions for the `u8` register numbers used here.
@@ -90,6 +94,7 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 use crate::{chunks, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Target, Type};
 
 mod callback;
+mod value;
 pub use callback::emit_callback;
 
 type Ops = VecAssembler<X64Relocation>;
@@ -118,10 +123,12 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     );
     let closed = at.guard.map(|guard| check_closed(&mut ops, guard));
     match (plan.entry, at.target) {
-        (Entry::Packed, Target::Register) => {
-            panic!("a packed entry takes its target known or as an argument, not in r11")
-        }
+        (Entry::Packed | Entry::Value, Target::Register) => panic!(
+            "a {} entry takes its target known or as an argument, not in r11",
+            plan.entry
+        ),
         (Entry::Packed, target) => emit_packed_entry(&mut ops, plan, at.base, target),
+        (Entry::Value, target) => value::emit_value_entry(&mut ops, plan, at.base, target),
         (Entry::Receiver, Target::Argument) => {
             panic!("a receiver entry calls a known target: it has no argument to spare")
         }
@@ -222,8 +229,9 @@ fn check_closed(ops: &mut Ops, guard: Guard) -> DynamicLabel {
 
 /// The closed path, entered from the first instructions with the entry's
 /// registers untouched but r11 (the cell) and rsp % 16 == 8: store 0 to
-/// the packed return slot, call `on_closed(cell, target)` aligned, return
-/// 0 as an integer and as a float, whichever the caller reads.
+/// the packed return slot (packed entry), call `on_closed(cell, target)`
+/// aligned, return 0 as an integer and as a float, whichever the caller
+/// reads.
 fn emit_closed_path(
     ops: &mut Ops,
     plan: &Plan,
@@ -236,10 +244,13 @@ fn emit_closed_path(
         zero_return(ops, plan.ret);
     }
     dynasm!(ops ; .arch x64 ; mov rdi, r11);
-    match at.target {
-        Target::Known(target) => dynasm!(ops ; .arch x64 ; mov rsi, QWORD target as i64),
-        Target::Argument => dynasm!(ops ; .arch x64 ; mov rsi, rdx),
-        Target::Register => unreachable!("emit refuses a guard with the target in r11"),
+    match (at.target, plan.entry) {
+        (Target::Known(target), _) => dynasm!(ops ; .arch x64 ; mov rsi, QWORD target as i64),
+        // A value entry's target is its second argument: in rsi already,
+        // which `mov rdi, r11` left alone.
+        (Target::Argument, Entry::Value) => {}
+        (Target::Argument, _) => dynasm!(ops ; .arch x64 ; mov rsi, rdx),
+        (Target::Register, _) => unreachable!("emit refuses a guard with the target in r11"),
     }
     dynasm!(ops ; .arch x64 ; sub rsp, 8);
     branch(ops, at.base, guard.on_closed, Branch::Call);
@@ -290,6 +301,37 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     if target == Target::Argument {
         dynasm!(ops ; .arch x64 ; mov QWORD [rsp + frame - 8], rdx);
     }
+    load_arguments(ops, plan);
+    // A struct returned through memory goes to the return buffer, whose
+    // address the callee takes in rdi.
+    if plan.ret_pass == ReturnPass::Memory {
+        dynasm!(ops ; .arch x64 ; mov rdi, rbx);
+    }
+    set_vector_count(ops, plan);
+    match target {
+        Target::Known(target) => branch(ops, base, target, Branch::Call),
+        Target::Argument => dynasm!(ops ; .arch x64 ; call QWORD [rsp + frame - 8]),
+        Target::Register => unreachable!("emit refuses a packed entry with the target in r11"),
+    }
+    store_return(ops, plan);
+    if frame > 0 {
+        dynasm!(ops ; .arch x64 ; add rsp, frame);
+    }
+    dynasm!(ops
+        ; .arch x64
+        ; pop rbx
+        ; ret
+    );
+}
+
+/// Loads every argument of a packed plan (the packed and value entries)
+/// from the slot array in rdi to where the target expects it: moves the
+/// slot array to r10 (rdi is an argument register), then makes the plan's
+/// moves in order, a stack argument to `[rsp + offset]`. Writes the
+/// argument registers, their stack slots, r10, r11 (the address of the
+/// struct whose pieces are moving) and rax (scratch for stack arguments
+/// and for composing a struct piece). The slot array is not needed after.
+fn load_arguments(ops: &mut Ops, plan: &Plan) {
     // rdi is an argument register: read the slots through r10.
     dynasm!(ops ; .arch x64 ; mov r10, rdi);
     // Which struct's address r11 holds, so that its pieces load it once.
@@ -321,26 +363,6 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
             }
         }
     }
-    // A struct returned through memory goes to the return buffer, whose
-    // address the callee takes in rdi.
-    if plan.ret_pass == ReturnPass::Memory {
-        dynasm!(ops ; .arch x64 ; mov rdi, rbx);
-    }
-    set_vector_count(ops, plan);
-    match target {
-        Target::Known(target) => branch(ops, base, target, Branch::Call),
-        Target::Argument => dynasm!(ops ; .arch x64 ; call QWORD [rsp + frame - 8]),
-        Target::Register => unreachable!("emit refuses a packed entry with the target in r11"),
-    }
-    store_return(ops, plan);
-    if frame > 0 {
-        dynasm!(ops ; .arch x64 ; add rsp, frame);
-    }
-    dynasm!(ops
-        ; .arch x64
-        ; pop rbx
-        ; ret
-    );
 }
 
 /// The receiver entry, its target known or in r11 (`Target::Register`).
