@@ -70,6 +70,24 @@ impl ReturnFix {
         Some(ReturnFix { shift, signed })
     }
 
+    /// The packed encoding of a raw return value `raw`.
+    #[inline]
+    pub(crate) fn finish(self, raw: u64) -> u64 {
+        // Shifts by 0 change nothing: no branch on the shift.
+        let up = raw << self.shift;
+        if self.signed {
+            ((up as i64) >> self.shift) as u64
+        } else {
+            up >> self.shift
+        }
+    }
+
+    /// The fix for a raw return of `ret`: narrow and 32-bit integers
+    /// extended, an `f32` masked; `None` for a struct return.
+    pub(crate) fn for_return(ret: Type) -> Option<ReturnFix> {
+        ReturnFix::of(ret)
+    }
+
     /// Fixes the return slot at `ret` after the stub's call.
     ///
     /// # Safety

@@ -5,7 +5,9 @@ use std::ffi::c_void;
 use std::fmt;
 use std::sync::Arc;
 
-use jitcall_emitters::{emit, emit_bound, Guard, Placement, ShapeFn, Target};
+use jitcall_emitters::{
+    emit, emit_bound, FloatValueFn, Guard, Placement, ShapeFn, Target, ValueFn,
+};
 
 use crate::baked::{self, ReturnFix};
 use crate::fallback::LibffiCall;
@@ -123,6 +125,29 @@ fn decide(sig: &Signature, options: &Options, own: bool) -> Decision {
         (Err(why), _) => Decision::CompiledIn(plan, Fallback::JitUnavailable(why)),
         (Ok(()), true) => Decision::Own(plan),
         (Ok(()), false) => Decision::Shared(plan),
+    }
+}
+
+/// The JIT path of a function returning `ret`: its value entry at
+/// `value` when it has one, its packed entry otherwise.
+fn value_path(ret: Type, value: Option<u64>, packed: PackedFn) -> Path {
+    let (Some(value), Some(fix)) = (value, ReturnFix::for_return(ret)) else {
+        return Path::Jit(packed);
+    };
+    match ret {
+        // SAFETY: `value` is the start of a value entry for this signature
+        // in the block the function keeps; a void one has ValueFn's type.
+        Type::Void => Path::JitVoid(unsafe { std::mem::transmute::<u64, ValueFn>(value) }),
+        Type::F32 | Type::F64 => {
+            // SAFETY: as above; a float return comes back in the FP
+            // register, FloatValueFn's return.
+            Path::JitFloat(
+                unsafe { std::mem::transmute::<u64, FloatValueFn>(value) },
+                fix,
+            )
+        }
+        // SAFETY: as above; an integer or address in the integer register.
+        _ => Path::JitValue(unsafe { std::mem::transmute::<u64, ValueFn>(value) }, fix),
     }
 }
 
@@ -251,7 +276,15 @@ pub enum ReceiverKind {
 
 /// The call path of a function.
 enum Path {
+    /// The packed entry: for a struct return.
     Jit(PackedFn),
+    /// The value entry, which tail-calls the target where it can: its
+    /// integer return register finished as the return type says.
+    JitValue(ValueFn, ReturnFix),
+    /// The value entry of an `f32` or `f64` return.
+    JitFloat(FloatValueFn, ReturnFix),
+    /// The value entry of a `void` return.
+    JitVoid(ValueFn),
     Shared(ShapeFn),
     Baked(ShapeFn, ReturnFix),
     RegisterFile(Box<RegisterFileCall>),
@@ -297,6 +330,8 @@ pub struct Function {
     target: *const c_void,
     sig: Signature,
     receiver: Option<*const c_void>,
+    /// The packed entry, on the JIT tier.
+    packed: Option<PackedFn>,
     /// What the receiver entry is made of on the baked tier.
     thunk_receiver: Option<Arc<ThunkReceiver>>,
     code: Option<Arc<CodeBlock>>,
@@ -432,10 +467,7 @@ impl Function {
     ///
     /// Valid while this `Function` lives.
     pub fn jit_entry(&self) -> Option<*const c_void> {
-        match self.path {
-            Path::Jit(entry) => Some(entry as *const c_void),
-            _ => None,
-        }
+        self.packed.map(|entry| entry as *const c_void)
     }
 
     /// The shared stub this function's calls go through, on
@@ -549,11 +581,27 @@ impl Function {
     /// dereferences must be valid).
     #[inline]
     pub unsafe fn call_packed(&self, args: *const u64, ret: *mut u64) {
+        // The JIT tier's common case first, tested alone: a not-taken
+        // branch, where a match would jump through a table.
+        if let Path::JitValue(entry, fix) = &self.path {
+            // SAFETY: as for the arm below.
+            return unsafe { *ret = fix.finish(entry(args)) };
+        }
         match &self.path {
             // SAFETY: the trampoline implements the packed convention for
             // this signature, and checks the library's closed byte itself
             // when bound from one; the caller meets its contract.
             Path::Jit(entry) => unsafe { entry(args, ret) },
+            // SAFETY: the value entry loads the arguments as the packed
+            // entry does and returns the target's value raw (0 once the
+            // library is closed: its own check); `ret` is a scalar slot.
+            Path::JitValue(entry, fix) => unsafe { *ret = fix.finish(entry(args)) },
+            // SAFETY: as above, the value in the FP return register.
+            Path::JitFloat(entry, fix) => unsafe { *ret = fix.finish(entry(args).to_bits()) },
+            // SAFETY: as above; nothing to store.
+            Path::JitVoid(entry) => unsafe {
+                entry(args);
+            },
             Path::Shared(stub) => {
                 if self.library_closed() {
                     // SAFETY: forwarded from this function's contract.
@@ -623,16 +671,40 @@ impl Function {
         }
     }
 
+    /// A call through one of the JIT tier's paths.
+    ///
+    /// # Safety
+    ///
+    /// As for [`call_packed`](Self::call_packed).
+    #[inline]
+    unsafe fn call_packed_jit(&self, path: &Path, args: *const u64, ret: *mut u64) {
+        // SAFETY: as in `call_packed`.
+        unsafe {
+            match path {
+                Path::Jit(entry) => entry(args, ret),
+                Path::JitValue(entry, fix) => *ret = fix.finish(entry(args)),
+                Path::JitFloat(entry, fix) => *ret = fix.finish(entry(args).to_bits()),
+                Path::JitVoid(entry) => {
+                    entry(args);
+                }
+                _ => unreachable!("JIT paths only"),
+            }
+        }
+    }
+
     /// A call through `path`, the closed check included.
     ///
     /// # Safety
     ///
     /// As for [`call_packed`](Self::call_packed).
     unsafe fn call_path(&self, path: &Path, args: *const u64, ret: *mut u64) {
-        if let Path::Jit(entry) = path {
-            // SAFETY: as in `call_packed`; the trampoline checks the
-            // library's closed byte itself.
-            return unsafe { entry(args, ret) };
+        match path {
+            Path::Jit(_) | Path::JitValue(..) | Path::JitFloat(..) | Path::JitVoid(_) => {
+                // SAFETY: as in `call_packed`; the trampolines check the
+                // library's closed byte themselves.
+                return unsafe { self.call_packed_jit(path, args, ret) };
+            }
+            _ => {}
         }
         if self.library_closed() {
             // SAFETY: forwarded from this function's contract.
@@ -650,7 +722,9 @@ impl Function {
             Path::RegisterFile(call) => unsafe { call.call_packed(self.target, args, ret) },
             // SAFETY: forwarded from this function's contract.
             Path::Libffi(call) => unsafe { call.call_packed(self.target, args, ret) },
-            Path::Jit(_) => unreachable!("taken above"),
+            Path::Jit(_) | Path::JitValue(..) | Path::JitFloat(..) | Path::JitVoid(_) => {
+                unreachable!("taken above")
+            }
             Path::CapturingErrno(_) => unreachable!("paths capture errno once, outermost"),
         }
     }
@@ -800,11 +874,23 @@ pub(crate) fn bind_batch(
         .collect();
 
     // Every trampoline of its own to place, with its target, in order.
+    // Beside each packed entry (the raw entry's contract), a value entry
+    // for call_packed, which tail-calls the target where it can: for every
+    // return but a struct.
+    let mut values: Vec<Option<Plan>> = decisions
+        .iter()
+        .zip(bindings)
+        .map(|(decision, b)| match decision {
+            Decision::Own(plan) => classify(b.sig, plan.abi, Entry::Value, &options.limits).ok(),
+            _ => None,
+        })
+        .collect();
     let pieces: Vec<(&Plan, u64)> = decisions
         .iter()
+        .zip(&values)
         .zip(&receivers)
         .zip(bindings)
-        .flat_map(|((decision, receiver), b)| {
+        .flat_map(|(((decision, value), receiver), b)| {
             let packed = match decision {
                 Decision::Own(plan) => Some(plan),
                 _ => None,
@@ -812,6 +898,7 @@ pub(crate) fn bind_batch(
             let target = b.target as u64;
             packed
                 .into_iter()
+                .chain(value)
                 .chain(receiver)
                 .map(move |plan| (plan, target))
         })
@@ -863,6 +950,7 @@ pub(crate) fn bind_batch(
                     };
                 }
                 receivers.iter_mut().for_each(|r| *r = None);
+                values.iter_mut().for_each(|v| *v = None);
                 None
             }
         }
@@ -871,10 +959,12 @@ pub(crate) fn bind_batch(
     let mut entries = entries.into_iter();
     decisions
         .into_iter()
+        .zip(values)
         .zip(receivers)
         .zip(direct_receivers)
         .zip(bindings)
-        .map(|(((decision, receiver), direct_receiver), b)| {
+        .map(|((((decision, value), receiver), direct_receiver), b)| {
+            let mut packed = None;
             let mut mapping = None;
             let mut compiled_in_plan = None;
             let (path, tier) = match decision {
@@ -884,7 +974,9 @@ pub(crate) fn bind_batch(
                     // SAFETY: `entry` is the start of a packed-entry
                     // trampoline in the executable block kept by `code`.
                     let entry = unsafe { std::mem::transmute::<u64, PackedFn>(entry) };
-                    (Path::Jit(entry), Tier::Jit)
+                    packed = Some(entry);
+                    let value = value.map(|_| entries.next().expect("one entry per placed plan"));
+                    (value_path(b.sig.ret, value, entry), Tier::Jit)
                 }
                 Decision::Shared(plan) => match shapes::stub(&plan) {
                     Ok((stub, block)) => {
@@ -932,6 +1024,7 @@ pub(crate) fn bind_batch(
                 target: b.target,
                 sig: b.sig.clone(),
                 receiver,
+                packed,
                 thunk_receiver,
                 code: mapping,
                 library: library.cloned(),

@@ -105,6 +105,7 @@ pub use jitcall_emitters::{
     Limits, Loc, ParseError, ParseErrorKind, Passing, Placement, Plan, Position, Quoted, Registers,
     RetPiece, ReturnPass, ShapeFn, Signature, Source, StructType, Target, Type,
 };
+pub use jitcall_emitters::{FloatValueFn, ValueFn};
 pub use library::Library;
 pub use memory::MemoryRefused;
 pub use probe::{double_map_status, jit_available, jit_status, JitUnavailable};

@@ -72,10 +72,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         code.len()
                     );
                     listing(&mut out, abi, &code, BASE);
-                    if entry == Entry::Packed {
-                        compiled_ahead(&mut out, &sig, &plan, abi);
-                    } else {
-                        receiver_ahead(&mut out, &sig, abi);
+                    match entry {
+                        Entry::Packed => compiled_ahead(&mut out, &sig, &plan, abi),
+                        Entry::Receiver => receiver_ahead(&mut out, &sig, abi),
+                        // call_packed's own entry: nothing made ahead.
+                        _ => {}
                     }
                 }
                 Err(rule) => {

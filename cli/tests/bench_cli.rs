@@ -154,7 +154,7 @@ fn quick_json_lists_every_signature_and_path() {
         "{creation}"
     );
     assert_eq!(creation["batch_size"], 1000);
-    assert_eq!(json["targets"].as_array().unwrap().len(), 11);
+    assert_eq!(json["targets"].as_array().unwrap().len(), 12);
     // Callbacks: every row through every tier, the handler alone once.
     let callbacks = json["callbacks"].as_array().expect("a callbacks list");
     let names: Vec<&str> = callbacks

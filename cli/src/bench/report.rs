@@ -193,6 +193,16 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
         spread.verdict(target, true, |worst| worst <= 1.5)
     }));
 
+    let target = "call_packed (JIT tier) ≤ 1.3× direct, register arguments only";
+    let call_packed = Spread::of(
+        judged(&results.cases)
+            .filter(|case| case.register_args)
+            .filter_map(|case| Some((case.name, case.ratio(Path::CallPacked, Path::Direct)?))),
+    );
+    verdicts.push(call_packed.map_or(not_measured(target), |spread| {
+        spread.verdict(target, true, |worst| worst <= 1.3)
+    }));
+
     let target = "receiver entry that tail-calls ≤ 1.15× direct";
     let receiver = Spread::of(
         judged(&results.cases)
