@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use jitcall_emitters::{
-    emit, emit_bound, FloatValueFn, Guard, Placement, ShapeFn, Target, ValueFn,
+    emit, emit_bound, FloatShapeValueFn, Guard, Placement, ShapeFn, ShapeValueFn, Target,
 };
 
 use crate::baked::{self, ReturnFix};
@@ -128,26 +128,30 @@ fn decide(sig: &Signature, options: &Options, own: bool) -> Decision {
     }
 }
 
-/// The JIT path of a function returning `ret`: its value entry at
-/// `value` when it has one, its packed entry otherwise.
-fn value_path(ret: Type, value: Option<u64>, packed: PackedFn) -> Path {
+/// The path of a function returning `ret`: its value entry or its
+/// shape's value stub at `value` when it has one, else its packed entry.
+/// A value entry of its own takes the target as a second argument it
+/// ignores (both ABIs let a callee ignore trailing arguments).
+fn value_path(ret: Type, value: Option<u64>, packed: Option<PackedFn>) -> Path {
     let (Some(value), Some(fix)) = (value, ReturnFix::for_return(ret)) else {
-        return Path::Jit(packed);
+        return Path::Jit(packed.expect("a packed entry where there is no value entry"));
     };
     match ret {
-        // SAFETY: `value` is the start of a value entry for this signature
-        // in the block the function keeps; a void one has ValueFn's type.
-        Type::Void => Path::JitVoid(unsafe { std::mem::transmute::<u64, ValueFn>(value) }),
-        Type::F32 | Type::F64 => {
+        // SAFETY: `value` is the start of a value entry or value shape
+        // stub for this signature in a block the function keeps; a void
+        // one is called as ShapeValueFn.
+        Type::Void => Path::ValueVoid(unsafe { std::mem::transmute::<u64, ShapeValueFn>(value) }),
+        Type::F32 | Type::F64 => Path::ValueFloat(
             // SAFETY: as above; a float return comes back in the FP
-            // register, FloatValueFn's return.
-            Path::JitFloat(
-                unsafe { std::mem::transmute::<u64, FloatValueFn>(value) },
-                fix,
-            )
-        }
+            // register, FloatShapeValueFn's return.
+            unsafe { std::mem::transmute::<u64, FloatShapeValueFn>(value) },
+            fix,
+        ),
         // SAFETY: as above; an integer or address in the integer register.
-        _ => Path::JitValue(unsafe { std::mem::transmute::<u64, ValueFn>(value) }, fix),
+        _ => Path::Value(
+            unsafe { std::mem::transmute::<u64, ShapeValueFn>(value) },
+            fix,
+        ),
     }
 }
 
@@ -278,13 +282,15 @@ pub enum ReceiverKind {
 enum Path {
     /// The packed entry: for a struct return.
     Jit(PackedFn),
-    /// The value entry, which tail-calls the target where it can: its
-    /// integer return register finished as the return type says.
-    JitValue(ValueFn, ReturnFix),
-    /// The value entry of an `f32` or `f64` return.
-    JitFloat(FloatValueFn, ReturnFix),
-    /// The value entry of a `void` return.
-    JitVoid(ValueFn),
+    /// A value entry, which tail-calls the target where it can: its
+    /// integer return register finished as the return type says. A
+    /// trampoline of its own (which ignores the second argument, the
+    /// target) or the shape's shared value stub (which calls it).
+    Value(ShapeValueFn, ReturnFix),
+    /// A value entry of an `f32` or `f64` return.
+    ValueFloat(FloatShapeValueFn, ReturnFix),
+    /// A value entry of a `void` return.
+    ValueVoid(ShapeValueFn),
     Shared(ShapeFn),
     Baked(ShapeFn, ReturnFix),
     RegisterFile(Box<RegisterFileCall>),
@@ -332,6 +338,11 @@ pub struct Function {
     receiver: Option<*const c_void>,
     /// The packed entry, on the JIT tier.
     packed: Option<PackedFn>,
+    /// The shape's shared stub, on the shared tier.
+    shape: Option<ShapeFn>,
+    /// The mapping of the shape's shared value stub, kept with the
+    /// function.
+    _value_code: Option<Arc<CodeBlock>>,
     /// What the receiver entry is made of on the baked tier.
     thunk_receiver: Option<Arc<ThunkReceiver>>,
     code: Option<Arc<CodeBlock>>,
@@ -480,10 +491,7 @@ impl Function {
     /// one is closed, which [`call_packed`](Self::call_packed) does.
     /// (Bind with [`Options::specialise`] for a raw entry that checks.)
     pub fn shape_entry(&self) -> Option<ShapeFn> {
-        match self.path {
-            Path::Shared(stub) if self.library.is_none() => Some(stub),
-            _ => None,
-        }
+        self.shape.filter(|_| self.library.is_none())
     }
 
     /// Whether calls go through the register-file stub: on
@@ -583,9 +591,9 @@ impl Function {
     pub unsafe fn call_packed(&self, args: *const u64, ret: *mut u64) {
         // The JIT tier's common case first, tested alone: a not-taken
         // branch, where a match would jump through a table.
-        if let Path::JitValue(entry, fix) = &self.path {
+        if let Path::Value(entry, fix) = &self.path {
             // SAFETY: as for the arm below.
-            return unsafe { *ret = fix.finish(entry(args)) };
+            return unsafe { *ret = fix.finish(entry(args, self.target)) };
         }
         match &self.path {
             // SAFETY: the trampoline implements the packed convention for
@@ -595,12 +603,14 @@ impl Function {
             // SAFETY: the value entry loads the arguments as the packed
             // entry does and returns the target's value raw (0 once the
             // library is closed: its own check); `ret` is a scalar slot.
-            Path::JitValue(entry, fix) => unsafe { *ret = fix.finish(entry(args)) },
+            Path::Value(entry, fix) => unsafe { *ret = fix.finish(entry(args, self.target)) },
             // SAFETY: as above, the value in the FP return register.
-            Path::JitFloat(entry, fix) => unsafe { *ret = fix.finish(entry(args).to_bits()) },
+            Path::ValueFloat(entry, fix) => unsafe {
+                *ret = fix.finish(entry(args, self.target).to_bits())
+            },
             // SAFETY: as above; nothing to store.
-            Path::JitVoid(entry) => unsafe {
-                entry(args);
+            Path::ValueVoid(entry) => unsafe {
+                entry(args, self.target);
             },
             Path::Shared(stub) => {
                 if self.library_closed() {
@@ -682,10 +692,12 @@ impl Function {
         unsafe {
             match path {
                 Path::Jit(entry) => entry(args, ret),
-                Path::JitValue(entry, fix) => *ret = fix.finish(entry(args)),
-                Path::JitFloat(entry, fix) => *ret = fix.finish(entry(args).to_bits()),
-                Path::JitVoid(entry) => {
-                    entry(args);
+                Path::Value(entry, fix) => *ret = fix.finish(entry(args, self.target)),
+                Path::ValueFloat(entry, fix) => {
+                    *ret = fix.finish(entry(args, self.target).to_bits())
+                }
+                Path::ValueVoid(entry) => {
+                    entry(args, self.target);
                 }
                 _ => unreachable!("JIT paths only"),
             }
@@ -699,7 +711,7 @@ impl Function {
     /// As for [`call_packed`](Self::call_packed).
     unsafe fn call_path(&self, path: &Path, args: *const u64, ret: *mut u64) {
         match path {
-            Path::Jit(_) | Path::JitValue(..) | Path::JitFloat(..) | Path::JitVoid(_) => {
+            Path::Jit(_) | Path::Value(..) | Path::ValueFloat(..) | Path::ValueVoid(_) => {
                 // SAFETY: as in `call_packed`; the trampolines check the
                 // library's closed byte themselves.
                 return unsafe { self.call_packed_jit(path, args, ret) };
@@ -722,7 +734,7 @@ impl Function {
             Path::RegisterFile(call) => unsafe { call.call_packed(self.target, args, ret) },
             // SAFETY: forwarded from this function's contract.
             Path::Libffi(call) => unsafe { call.call_packed(self.target, args, ret) },
-            Path::Jit(_) | Path::JitValue(..) | Path::JitFloat(..) | Path::JitVoid(_) => {
+            Path::Jit(_) | Path::Value(..) | Path::ValueFloat(..) | Path::ValueVoid(_) => {
                 unreachable!("taken above")
             }
             Path::CapturingErrno(_) => unreachable!("paths capture errno once, outermost"),
@@ -964,7 +976,7 @@ pub(crate) fn bind_batch(
         .zip(direct_receivers)
         .zip(bindings)
         .map(|((((decision, value), receiver), direct_receiver), b)| {
-            let mut packed = None;
+            let (mut packed, mut shape, mut value_code) = (None, None, None);
             let mut mapping = None;
             let mut compiled_in_plan = None;
             let (path, tier) = match decision {
@@ -976,12 +988,27 @@ pub(crate) fn bind_batch(
                     let entry = unsafe { std::mem::transmute::<u64, PackedFn>(entry) };
                     packed = Some(entry);
                     let value = value.map(|_| entries.next().expect("one entry per placed plan"));
-                    (value_path(b.sig.ret, value, entry), Tier::Jit)
+                    (value_path(b.sig.ret, value, Some(entry)), Tier::Jit)
                 }
                 Decision::Shared(plan) => match shapes::stub(&plan) {
                     Ok((stub, block)) => {
                         mapping = Some(block);
-                        (Path::Shared(stub), Tier::Shared)
+                        shape = Some(stub);
+                        // Through the shape's value stub where one can be
+                        // had, for a function of no library (a shared stub
+                        // cannot check a library's closed byte).
+                        let value = library
+                            .is_none()
+                            .then(|| classify(b.sig, plan.abi, Entry::Value, &options.limits).ok())
+                            .flatten()
+                            .and_then(|value| shapes::value_stub(&value).ok());
+                        match value {
+                            Some((address, block)) => {
+                                value_code = Some(block);
+                                (value_path(b.sig.ret, Some(address), None), Tier::Shared)
+                            }
+                            None => (Path::Shared(stub), Tier::Shared),
+                        }
                     }
                     Err(refused) => {
                         compiled_in_plan = Some(plan.clone());
@@ -1025,6 +1052,8 @@ pub(crate) fn bind_batch(
                 sig: b.sig.clone(),
                 receiver,
                 packed,
+                shape,
+                _value_code: value_code,
                 thunk_receiver,
                 code: mapping,
                 library: library.cloned(),
