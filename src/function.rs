@@ -128,6 +128,18 @@ fn decide(sig: &Signature, options: &Options, own: bool) -> Decision {
     }
 }
 
+/// The value entry's plan beside a packed plan: the same moves, for every
+/// return but a struct (which the value entry cannot return). What
+/// `classify` gives for [`Entry::Value`], without classifying again.
+fn value_plan(packed: &Plan) -> Option<Plan> {
+    if packed.ret.as_struct().is_some() {
+        return None;
+    }
+    let mut plan = packed.clone();
+    plan.entry = Entry::Value;
+    Some(plan)
+}
+
 /// The path of a function returning `ret`: its value entry or its
 /// shape's value stub at `value` when it has one, else its packed entry.
 /// A value entry of its own takes the target as a second argument it
@@ -340,9 +352,6 @@ pub struct Function {
     packed: Option<PackedFn>,
     /// The shape's shared stub, on the shared tier.
     shape: Option<ShapeFn>,
-    /// The mapping of the shape's shared value stub, kept with the
-    /// function.
-    _value_code: Option<Arc<CodeBlock>>,
     /// What the receiver entry is made of on the baked tier.
     thunk_receiver: Option<Arc<ThunkReceiver>>,
     code: Option<Arc<CodeBlock>>,
@@ -891,9 +900,8 @@ pub(crate) fn bind_batch(
     // return but a struct.
     let mut values: Vec<Option<Plan>> = decisions
         .iter()
-        .zip(bindings)
-        .map(|(decision, b)| match decision {
-            Decision::Own(plan) => classify(b.sig, plan.abi, Entry::Value, &options.limits).ok(),
+        .map(|decision| match decision {
+            Decision::Own(plan) => value_plan(plan),
             _ => None,
         })
         .collect();
@@ -976,7 +984,7 @@ pub(crate) fn bind_batch(
         .zip(direct_receivers)
         .zip(bindings)
         .map(|((((decision, value), receiver), direct_receiver), b)| {
-            let (mut packed, mut shape, mut value_code) = (None, None, None);
+            let (mut packed, mut shape) = (None, None);
             let mut mapping = None;
             let mut compiled_in_plan = None;
             let (path, tier) = match decision {
@@ -990,24 +998,16 @@ pub(crate) fn bind_batch(
                     let value = value.map(|_| entries.next().expect("one entry per placed plan"));
                     (value_path(b.sig.ret, value, Some(entry)), Tier::Jit)
                 }
-                Decision::Shared(plan) => match shapes::stub(&plan) {
-                    Ok((stub, block)) => {
-                        mapping = Some(block);
-                        shape = Some(stub);
-                        // Through the shape's value stub where one can be
-                        // had, for a function of no library (a shared stub
-                        // cannot check a library's closed byte).
-                        let value = library
-                            .is_none()
-                            .then(|| classify(b.sig, plan.abi, Entry::Value, &options.limits).ok())
-                            .flatten()
-                            .and_then(|value| shapes::value_stub(&value).ok());
-                        match value {
-                            Some((address, block)) => {
-                                value_code = Some(block);
-                                (value_path(b.sig.ret, Some(address), None), Tier::Shared)
-                            }
-                            None => (Path::Shared(stub), Tier::Shared),
+                Decision::Shared(plan) => match shapes::stubs(&plan) {
+                    Ok(stubs) => {
+                        mapping = Some(stubs.block);
+                        shape = Some(stubs.packed);
+                        // Through the shape's value stub, for a function of
+                        // no library (a shared stub cannot check a
+                        // library's closed byte).
+                        match stubs.value.filter(|_| library.is_none()) {
+                            Some(value) => (value_path(b.sig.ret, Some(value), None), Tier::Shared),
+                            None => (Path::Shared(stubs.packed), Tier::Shared),
                         }
                     }
                     Err(refused) => {
@@ -1053,7 +1053,6 @@ pub(crate) fn bind_batch(
                 receiver,
                 packed,
                 shape,
-                _value_code: value_code,
                 thunk_receiver,
                 code: mapping,
                 library: library.cloned(),

@@ -1,7 +1,8 @@
-//! Shape-shared stubs: one JIT stub per distinct shape
-//! ([`Plan::shape`]), the target passed as data, shared by every function
-//! of that shape while any of them lives. Binding a function whose shape
-//! has a stub maps nothing.
+//! Shape-shared stubs: one JIT block per distinct shape ([`Plan::shape`])
+//! holding the shape's packed stub and, for every return but a struct, its
+//! value stub, the target passed as data; shared by every function of that
+//! shape while any of them lives. Binding a function whose shape has a
+//! block maps nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
@@ -9,59 +10,81 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use jitcall_emitters::{emit, Placement, ShapeFn};
 
 use crate::memory::{CodeBlock, MemoryRefused};
-use crate::Plan;
+use crate::{Entry, Plan};
 
-/// The live stubs, by shape. An entry whose stub was unmapped (every
+/// A shape's block while it lives, and where its value stub starts in it.
+struct Stubs {
+    block: Weak<CodeBlock>,
+    value_at: Option<usize>,
+}
+
+/// The live blocks, by shape. An entry whose block was unmapped (every
 /// function of its shape dropped) is replaced on the next use.
-static STUBS: LazyLock<Mutex<HashMap<Plan, Weak<CodeBlock>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static STUBS: LazyLock<Mutex<HashMap<Plan, Stubs>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Dead entries are swept once the map holds this many.
 const SWEEP_AT: usize = 256;
 
-/// The stub for `plan`'s shape (a packed plan's: a [`ShapeFn`]), emitted
-/// and mapped if no live function has it, with the mapping that holds it.
+/// Where a value stub starts after the packed one.
+const ALIGN: usize = 16;
+
+/// A shape's stubs: the packed stub, the value stub's address (a
+/// `ShapeValueFn` or `FloatShapeValueFn`, as the return says) when the
+/// shape has one, and the mapping that holds them.
+pub(crate) struct ShapeStubs {
+    pub packed: ShapeFn,
+    pub value: Option<u64>,
+    pub block: Arc<CodeBlock>,
+}
+
+/// The stubs of the packed plan `plan`'s shape, emitted and mapped if no
+/// live function has them.
 ///
 /// # Errors
 ///
-/// The refused system call, when a new stub cannot be mapped.
-pub(crate) fn stub(plan: &Plan) -> Result<(ShapeFn, Arc<CodeBlock>), MemoryRefused> {
-    let (address, block) = shape_stub(plan)?;
-    // SAFETY: the block starts with the shape stub of a packed plan's
-    // shape, a ShapeFn, and stays mapped while the returned Arc lives.
-    let entry = unsafe { std::mem::transmute::<u64, ShapeFn>(address) };
-    Ok((entry, block))
-}
-
-/// The stub for a value plan's shape: its address (a `ShapeValueFn` or
-/// `FloatShapeValueFn`, as the return says) and its mapping.
-///
-/// # Errors
-///
-/// As for [`stub`].
-pub(crate) fn value_stub(plan: &Plan) -> Result<(u64, Arc<CodeBlock>), MemoryRefused> {
-    debug_assert_eq!(plan.entry, crate::Entry::Value);
-    shape_stub(plan)
-}
-
-/// The stub of `plan`'s shape, whatever its entry: its address and its
-/// mapping.
-fn shape_stub(plan: &Plan) -> Result<(u64, Arc<CodeBlock>), MemoryRefused> {
+/// The refused system call, when a new block cannot be mapped.
+pub(crate) fn stubs(plan: &Plan) -> Result<ShapeStubs, MemoryRefused> {
+    debug_assert_eq!(plan.entry, Entry::Packed);
     let shape = plan.shape();
     let mut stubs = STUBS.lock().unwrap_or_else(PoisonError::into_inner);
-    let block = match stubs.get(&shape).and_then(Weak::upgrade) {
-        Some(block) => block,
+    let live = stubs
+        .get(&shape)
+        .and_then(|s| Some((s.block.upgrade()?, s.value_at)));
+    let (block, value_at) = match live {
+        Some(live) => live,
         None => {
-            let code = emit(&shape, &Placement::shape());
-            let block = Arc::new(CodeBlock::build(code.len(), None, |_, bytes| {
-                bytes[..code.len()].copy_from_slice(&code);
+            let packed = emit(&shape, &Placement::shape());
+            let value = (shape.ret.as_struct().is_none()).then(|| {
+                let mut value = shape.clone();
+                value.entry = Entry::Value;
+                emit(&value, &Placement::shape())
+            });
+            let value_at = value.as_ref().map(|_| packed.len().next_multiple_of(ALIGN));
+            let len = value_at.unwrap_or(0) + value.as_ref().map_or(packed.len(), Vec::len);
+            let block = Arc::new(CodeBlock::build(len, None, |_, bytes| {
+                bytes[..packed.len()].copy_from_slice(&packed);
+                if let (Some(at), Some(value)) = (value_at, &value) {
+                    bytes[at..at + value.len()].copy_from_slice(value);
+                }
             })?);
             if stubs.len() >= SWEEP_AT {
-                stubs.retain(|_, stub| stub.strong_count() > 0);
+                stubs.retain(|_, s| s.block.strong_count() > 0);
             }
-            stubs.insert(shape, Arc::downgrade(&block));
-            block
+            let entry = Stubs {
+                block: Arc::downgrade(&block),
+                value_at,
+            };
+            stubs.insert(shape, entry);
+            (block, value_at)
         }
     };
-    Ok((block.addr(), block))
+    // SAFETY: the block starts with the packed stub of the plan's shape, a
+    // ShapeFn, and stays mapped while the returned Arc lives.
+    let packed = unsafe { std::mem::transmute::<u64, ShapeFn>(block.addr()) };
+    let value = value_at.map(|at| block.addr() + at as u64);
+    Ok(ShapeStubs {
+        packed,
+        value,
+        block,
+    })
 }
