@@ -278,6 +278,9 @@ pub struct Options {
 /// How a [`Function::receiver_entry`] is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReceiverKind {
+    /// The target itself: nothing to move (no arguments, or FP ones
+    /// only), no narrowing, no `...` and no library to check.
+    Target,
     /// A JIT trampoline of its own ([`Tier::Jit`]).
     Trampoline,
     /// A static thunk (code mapped again from the library's file, with a
@@ -565,8 +568,9 @@ impl Function {
 
     /// How the receiver entry is made, if there is one.
     pub fn receiver_kind(&self) -> Option<ReceiverKind> {
-        self.receiver?;
+        let receiver = self.receiver?;
         Some(match &self.thunk_receiver {
+            None if receiver == self.target => ReceiverKind::Target,
             None => ReceiverKind::Trampoline,
             Some(thunk) if thunk.is_generic() => ReceiverKind::ThunkGeneric,
             Some(_) => ReceiverKind::ThunkStub,

@@ -441,6 +441,12 @@ fn receiver_entries_that_would_move_nothing_are_the_target_itself() {
             .receiver_entry()
             .expect("a receiver entry on the JIT tier");
         assert_eq!(entry == target as *const c_void, direct, "{text}");
+        let kind = if direct {
+            jitcall::ReceiverKind::Target
+        } else {
+            jitcall::ReceiverKind::Trampoline
+        };
+        assert_eq!(f.receiver_kind(), Some(kind), "{text}");
     }
     // Bound from a library, the entry checks the closed byte: never the
     // target itself.
