@@ -6,16 +6,16 @@
 
 use std::fmt::Write;
 
-use crate::Abi;
+use crate::{Abi, Isa};
 
 /// Disassembles `code`, placed at address `base`, one instruction a line.
 ///
 /// Bytes that do not decode are shown as `(bad)` and decoding goes on at the
 /// next instruction boundary (1 byte on x86_64, 4 on AArch64).
 pub fn disassemble(abi: Abi, code: &[u8], base: u64) -> Vec<String> {
-    match abi {
-        Abi::SysV64 => x86_64(code, base),
-        Abi::Aapcs64 => aarch64(code),
+    match abi.isa() {
+        Isa::X86_64 => x86_64(code, base),
+        Isa::Aarch64 => aarch64(code),
     }
 }
 

@@ -19,6 +19,7 @@
 //! libffi fallback and the `Function` API.
 
 pub mod aarch64;
+mod abi;
 pub mod baked;
 mod callback;
 mod classify;
@@ -28,8 +29,11 @@ pub mod register_file;
 mod signature;
 pub mod x86_64;
 
+pub use abi::{
+    gp_register_name, Abi, AbiSpec, Counting, Isa, MemoryReturn, StackSlot, StructRules, Varargs,
+};
 pub use classify::{
-    aapcs64, classify, node_gp_cap, sysv64, Abi, Arg, Entry, Ineligible, Limits, Loc, Passing,
+    aapcs64, classify, node_gp_cap, sysv64, win64, Arg, Entry, Ineligible, Limits, Loc, Passing,
     Plan, Registers, RetPiece, ReturnPass, Source,
 };
 pub use signature::{ParseError, ParseErrorKind, Position, Quoted, Signature, StructType, Type};
@@ -186,9 +190,9 @@ pub struct Guard {
 
 /// Emits the trampoline for `plan`, placed and linked as `at` says.
 pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
-    match plan.abi {
-        Abi::SysV64 => x86_64::emit(plan, at),
-        Abi::Aapcs64 => aarch64::emit(plan, at),
+    match plan.abi.isa() {
+        Isa::X86_64 => x86_64::emit(plan, at),
+        Isa::Aarch64 => aarch64::emit(plan, at),
     }
 }
 
@@ -251,14 +255,23 @@ pub struct CallbackPlacement {
 ///
 /// # Panics
 ///
-/// A precondition, checked: `plan` is a packed plan, of no variadic
+/// Preconditions, checked: `plan` is a packed plan, of no variadic
 /// signature ([`Plan::variadic`]: a C caller of a variadic function
 /// type may pass any variadic arguments, which one call shape cannot
-/// read).
+/// read), for an ABI jitcall runs on ([`AbiSpec::hosted`]). A Win64
+/// reverse trampoline would call a System V handler and would have to save
+/// what Win64 preserves and System V does not (rsi, rdi, xmm6–15); an
+/// Apple one would read stack arguments at their natural size. Neither is
+/// emitted yet.
 pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Vec<u8> {
-    match plan.abi {
-        Abi::SysV64 => x86_64::emit_callback(plan, at),
-        Abi::Aapcs64 => aarch64::emit_callback(plan, at),
+    assert!(
+        plan.abi.spec().hosted,
+        "callbacks are emitted for x86_64 System V and Linux AAPCS64, not {}",
+        plan.abi
+    );
+    match plan.abi.isa() {
+        Isa::X86_64 => x86_64::emit_callback(plan, at),
+        Isa::Aarch64 => aarch64::emit_callback(plan, at),
     }
 }
 

@@ -7,7 +7,7 @@
 //! return pass, so one stub, compiled in, serves every eligible shape
 //! outside the baked set when no executable memory may be created.
 
-use crate::Abi;
+use crate::{Abi, Isa};
 
 /// What the register-file stub loads before its call. Unused registers
 /// may hold anything.
@@ -58,11 +58,13 @@ pub(crate) mod offset {
     pub const EXTRA: u32 = offset_of!(RegisterFile, extra) as u32;
 }
 
-/// The register-file stub for `abi`. Its code does not depend on where it
-/// is placed.
-pub fn emit(abi: Abi) -> Vec<u8> {
-    match abi {
-        Abi::SysV64 => crate::x86_64::emit_register_file(),
-        Abi::Aapcs64 => crate::aarch64::emit_register_file(),
-    }
+/// The register-file stub for `abi`, if it has one (the ABIs jitcall runs
+/// on, [`AbiSpec::hosted`](crate::AbiSpec)). Its code does not depend on
+/// where it is placed.
+pub fn emit(abi: Abi) -> Option<Vec<u8>> {
+    let spec = abi.spec();
+    spec.hosted.then(|| match spec.isa {
+        Isa::X86_64 => crate::x86_64::emit_register_file(),
+        Isa::Aarch64 => crate::aarch64::emit_register_file(),
+    })
 }

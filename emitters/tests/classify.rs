@@ -428,6 +428,362 @@ fn argument_count_is_capped_at_what_the_emitters_take() {
     }
 }
 
+/// Win64: four argument positions shared by the GP (rcx, rdx, r8, r9) and
+/// FP (xmm0-3) registers, the rest on the stack in 8-byte slots above the
+/// shadow space (`s0` is [rsp+40] on entry to the target); structs of 1,
+/// 2, 4 or 8 bytes as integers, others by reference; variadic floats also
+/// in the GP register of their position.
+#[test]
+fn win64_table() {
+    let i64x = |n| vec!["i64"; n].join(", ");
+    let rows = vec![
+        row("() -> void", P, N, K("")),
+        row("() -> void", R, N, K("")),
+        row("(i32) -> i32", P, N, K("g0")),
+        row("(i32) -> i32", R, N, K("g1>g0")),
+        row("(f64) -> f64", P, N, K("f0")),
+        // The receiver takes position 0: the first float is in xmm1.
+        row("(f64) -> f64", R, N, K("f1>f0")),
+        // A position's register of the other class goes unused.
+        row("(i32, f64, pointer) -> u8", P, N, K("g0 f1 g2")),
+        row("(i32, f64, pointer) -> u8", R, N, K("g1>g0 f2>f1 g3>g2")),
+        row("(f32, i8, f64, u16) -> void", P, D, K("f0 g1 f2 g3")),
+        row(
+            "(f32, i8, f64, u16) -> void",
+            R,
+            D,
+            K("f1>f0 g2>g1 f3>f2 s0>g3"),
+        ),
+        row(
+            "(f64, i64, f64, i64, f64) -> f64",
+            P,
+            D,
+            K("f0 g1 f2 g3 s0"),
+        ),
+        // Node's Win64 rule: three arguments besides the receiver.
+        row(repeat("i64", 3, "i64"), P, N, K("g0 g1 g2")),
+        row(repeat("i64", 3, "i64"), R, N, K("g1>g0 g2>g1 g3>g2")),
+        row(
+            repeat("i64", 4, "i64"),
+            P,
+            N,
+            E(PositionPressure { need: 4, have: 3 }),
+        ),
+        row(
+            repeat("i64", 4, "i64"),
+            R,
+            N,
+            E(PositionPressure { need: 4, have: 3 }),
+        ),
+        row(
+            "(f32, i8, f64, u16) -> void",
+            P,
+            N,
+            E(PositionPressure { need: 4, have: 3 }),
+        ),
+        row(repeat("f64", 3, "f64"), R, N, K("f1>f0 f2>f1 f3>f2")),
+        row("(buffer, u64) -> u64", P, N, K("g0 g1")),
+        row(
+            "(buffer, u64, u64) -> u64",
+            P,
+            N,
+            E(PositionPressure { need: 4, have: 3 }),
+        ),
+        row(
+            "(buffer, f64) -> f64",
+            P,
+            N,
+            E(BufferWithFloat {
+                buffer: 0,
+                float: 1,
+            }),
+        ),
+        row(
+            "(bool, function, pointer) -> bool",
+            P,
+            N,
+            E(FunctionPointer { index: Some(1) }),
+        ),
+        row("(bool, function, pointer) -> bool", P, D, K("g0 g1 g2")),
+        row(repeat("i8", 9, "i8"), R, N, E(TooManyArgs { n: 9, max: 8 })),
+        // The default limits go past the four positions, onto the stack.
+        row(repeat("i64", 4, "i64"), P, D, K("g0 g1 g2 g3")),
+        row(repeat("i64", 6, "i64"), P, D, K("g0 g1 g2 g3 s0 s8")),
+        row(
+            repeat("i64", 6, "i64"),
+            R,
+            D,
+            K("g1>g0 g2>g1 g3>g2 s0>g3 s8>s0 s16>s8"),
+        ),
+        row(repeat("f64", 6, "f64"), P, D, K("f0 f1 f2 f3 s0 s8")),
+        row(
+            repeat("f32", 5, "f32"),
+            R,
+            D,
+            K("f1>f0 f2>f1 f3>f2 s0>f3 s8>s0"),
+        ),
+        row(
+            "(u8, i16, bool, u32, i64, i8) -> i16",
+            P,
+            D,
+            K("g0 g1 g2 g3 s0 s8"),
+        ),
+        row(
+            repeat("i32", 16, "void"),
+            P,
+            D,
+            K("g0 g1 g2 g3 s0 s8 s16 s24 s32 s40 s48 s56 s64 s72 s80 s88"),
+        ),
+        row(
+            repeat("i32", 17, "void"),
+            P,
+            D,
+            E(TooManyArgs { n: 17, max: 16 }),
+        ),
+        row("(f32, f64, i64) -> function", R, D, K("f1>f0 f2>f1 g3>g2")),
+        // Structs of 1, 2, 4 and 8 bytes travel as integers, floats or not.
+        row("({i32, f32}) -> void", P, D, K("0.0:8>g0")),
+        row("({f32}) -> void", P, D, K("0.0:4>g0")),
+        row("({f64}, f64) -> void", P, D, K("0.0:8>g0 f1")),
+        row("({u8, i8}, f64) -> void", P, D, K("0.0:2>g0 f1")),
+        row(
+            format!("({}, {{i32, i32}}) -> void", i64x(4)),
+            P,
+            D,
+            K("g0 g1 g2 g3 4.0:8>s0"),
+        ),
+        // Others are copied (16-byte aligned) and passed by reference.
+        row("({u8, u8, u8}) -> void", P, D, K("0.0:3>s0 &0>g0")),
+        row(
+            "({f64, f64}, i32) -> void",
+            P,
+            D,
+            K("g1 0.0:8>s0 0.8:8>s8 &0>g0"),
+        ),
+        row(
+            format!("({}, {{f32, f32, f32}}) -> void", i64x(4)),
+            P,
+            D,
+            K("g0 g1 g2 g3 4.0:8>s16 4.8:4>s24 &16>s0"),
+        ),
+        // A struct return of 1, 2, 4 or 8 bytes comes back in rax; any
+        // other through the hidden pointer in rcx, which shifts the
+        // arguments by one position.
+        row("(i32, i32) -> {f32, f32}", P, D, K("g0 g1")),
+        row("(i32) -> {i64, i64, i64}", P, D, K("g1")),
+        row(
+            "(i32, i32, i32, i32) -> {u8, u8, u8}",
+            P,
+            D,
+            K("g1 g2 g3 s0"),
+        ),
+        row("(f64, f64) -> {f64, f64}", P, D, K("f1 f2")),
+        row("({i32, i32}) -> void", P, N, E(Struct { index: Some(0) })),
+        row("({i32, i32}) -> void", R, D, E(Struct { index: Some(0) })),
+        // Variadic: a float argument also in the GP register of its
+        // position; past the fourth, one stack slot.
+        row("(pointer, ..., i32, f64) -> i32", P, D, K("g0 g1 f2 g2")),
+        row(
+            "(pointer, ..., f64, f64, f64, f64) -> f64",
+            P,
+            D,
+            K("g0 f1 g1 f2 g2 f3 g3 s0"),
+        ),
+        row(
+            "(pointer, ..., i32, f64) -> i32",
+            R,
+            D,
+            K("g1>g0 g2>g1 f3>f2 f3>g2"),
+        ),
+        row("(pointer, ..., i32, f64) -> i32", P, N, E(Variadic)),
+    ];
+    run(Abi::Win64, &rows);
+}
+
+/// Apple's arm64 beside AAPCS64: the same registers; stack arguments at
+/// their natural size and alignment (a receiver's narrow arguments as
+/// 32-bit ones, as its caller passes them); every variadic argument on
+/// the stack in an 8-byte slot.
+#[test]
+fn apple_aarch64_table() {
+    let i64x = |n| vec!["i64"; n].join(", ");
+    let f64x = |n| vec!["f64"; n].join(", ");
+    let f32x = |n| vec!["f32"; n].join(", ");
+    let rows = vec![
+        row("() -> void", P, N, K("")),
+        row("() -> void", R, N, K("")),
+        row("(i32) -> i32", P, N, K("g0")),
+        row("(i32) -> i32", R, N, K("g1>g0")),
+        row("(f64) -> f64", R, N, K("f0>f0")),
+        row("(i32, f64, pointer) -> u8", P, N, K("g0 f0 g1")),
+        row("(i8, u16, bool) -> i32", P, N, K("g0 g1 g2")),
+        row("(i8, u16, bool) -> i32", R, N, K("g1>g0 g2>g1 g3>g2")),
+        row(repeat("i64", 8, "i64"), P, D, K("g0 g1 g2 g3 g4 g5 g6 g7")),
+        row(
+            repeat("i64", 9, "i64"),
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 g6 g7 s0"),
+        ),
+        // Natural size and alignment on the stack.
+        row(
+            format!("({}, i8, i16, bool, i32, u8, i64) -> i32", i64x(8)),
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 g6 g7 s0 s2 s4 s8 s12 s16"),
+        ),
+        row(
+            repeat("i8", 10, "void"),
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 g6 g7 s0 s1"),
+        ),
+        row(
+            repeat("u16", 11, "void"),
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 g6 g7 s0 s2 s4"),
+        ),
+        row(
+            format!("({}, i8, i64) -> void", i64x(8)),
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 g6 g7 s0 s8"),
+        ),
+        row(
+            format!("({}, pointer, u8, function) -> void", i64x(8)),
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 g6 g7 s0 s8 s16"),
+        ),
+        row(
+            repeat("f32", 10, "f32"),
+            P,
+            D,
+            K("f0 f1 f2 f3 f4 f5 f6 f7 s0 s4"),
+        ),
+        row(
+            format!("({}, f32, f64, f32) -> f64", f64x(8)),
+            P,
+            D,
+            K("f0 f1 f2 f3 f4 f5 f6 f7 s0 s8 s16"),
+        ),
+        row(
+            format!("({}, f32, f32, f64) -> f64", f64x(8)),
+            P,
+            D,
+            K("f0 f1 f2 f3 f4 f5 f6 f7 s0 s4 s8"),
+        ),
+        // Integers on the stack while floats still find registers.
+        row(
+            format!("({}, f64, i8, i16, f64, i32, u8) -> void", i64x(8)),
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 g6 g7 f0 s0 s2 f1 s4 s8"),
+        ),
+        // A receiver's caller passes narrow integers as 32-bit ones: 4-byte
+        // slots coming in, natural sizes going out.
+        row(
+            format!("({}, i8, i16, bool, i32, u8, i64) -> i64", i64x(7)),
+            R,
+            D,
+            K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5 g7>g6 s0>g7 s4>s0 s8>s2 s12>s4 s16>s8 s24>s16"),
+        ),
+        row(
+            format!("({}, f32, f64) -> f64", f32x(8)),
+            R,
+            D,
+            K("f0>f0 f1>f1 f2>f2 f3>f3 f4>f4 f5>f5 f6>f6 f7>f7 s0>s0 s8>s8"),
+        ),
+        row(
+            repeat("i64", 7, "i64"),
+            R,
+            N,
+            K("g1>g0 g2>g1 g3>g2 g4>g3 g5>g4 g6>g5 g7>g6"),
+        ),
+        row(
+            repeat("i64", 8, "i64"),
+            R,
+            N,
+            E(GpPressure { need: 8, have: 7 }),
+        ),
+        row(
+            repeat("i32", 9, "i32"),
+            R,
+            N,
+            E(TooManyArgs { n: 9, max: 8 }),
+        ),
+        row(
+            repeat("i32", 17, "void"),
+            P,
+            D,
+            E(TooManyArgs { n: 17, max: 16 }),
+        ),
+        row(
+            "(buffer, f64) -> f64",
+            P,
+            N,
+            E(BufferWithFloat {
+                buffer: 0,
+                float: 1,
+            }),
+        ),
+        // Structs in registers as on AAPCS64.
+        row("({f32, f32}) -> void", P, D, K("0.0:4>f0 0.4:4>f1")),
+        row("({i32, f32}) -> void", P, D, K("0.0:8>g0")),
+        row(
+            "({u8, u16, u8}, {f32, i32, f64}) -> void",
+            P,
+            D,
+            K("0.0:6>g0 1.0:8>g1 1.8:8>g2"),
+        ),
+        row(
+            "({i64, f64, i32}, i32) -> void",
+            P,
+            D,
+            K("g1 0.0:8>s0 0.8:8>s8 0.16:8>s16 &0>g0"),
+        ),
+        row("(i32) -> {i64, i64, i64}", P, D, K("g0")),
+        row("({i32, i32}) -> void", P, N, E(Struct { index: Some(0) })),
+        // An HFA past the FP registers: at its members' alignment, its
+        // exact size; the floats after it follow on the stack.
+        row(
+            format!("({}, {{f32}}, {{f32, f32}}, f32) -> f32", f32x(8)),
+            P,
+            D,
+            K("f0 f1 f2 f3 f4 f5 f6 f7 8.0:4>s0 9.0:4>s4 9.4:4>s8 s12"),
+        ),
+        row(
+            format!("({}, {{f64, f64}}, f32) -> void", f64x(7)),
+            P,
+            D,
+            K("f0 f1 f2 f3 f4 f5 f6 7.0:8>s0 7.8:8>s8 s16"),
+        ),
+        // A non-HFA struct past the GP registers: in 8-byte units.
+        row(
+            format!("({}, {{i64, i64}}, i8) -> void", i64x(7)),
+            P,
+            D,
+            K("g0 g1 g2 g3 g4 g5 g6 7.0:8>s0 7.8:8>s8 s16"),
+        ),
+        // Variadic arguments: all on the stack, 8-byte slots.
+        row("(i32, ..., f64, i64, i32) -> i32", P, D, K("g0 s0 s8 s16")),
+        row("(pointer, ..., i32, f64) -> i32", P, D, K("g0 s0 s8")),
+        row("(f64, f64, ..., f64) -> f64", P, D, K("f0 f1 s0")),
+        row("(pointer, ..., u64) -> void", P, D, K("g0 s0")),
+        row("(i32, ..., {i32, i32}) -> void", P, D, K("g0 1.0:8>s0")),
+        row(
+            "(i32, ..., {f32, f32, f32}) -> void",
+            P,
+            D,
+            K("g0 1.0:8>s0 1.8:4>s8"),
+        ),
+        row("(pointer, ..., i32, f64) -> i32", R, D, E(Variadic)),
+        row("(pointer, ..., i32, f64) -> i32", P, N, E(Variadic)),
+    ];
+    run(Abi::AppleAarch64, &rows);
+}
+
 /// Node.js's fast-call decision for a signature on one ABI: eligible, or
 /// the rule that sends it to libffi.
 type Node = Result<(), Ineligible>;

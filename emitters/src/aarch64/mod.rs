@@ -92,7 +92,7 @@
 use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::{chunks, Abi, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Target, Type};
+use crate::{chunks, Entry, Guard, Isa, Loc, Placement, Plan, ReturnPass, Source, Target, Type};
 
 type Assembler = VecAssembler<Aarch64Relocation>;
 
@@ -177,7 +177,7 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
         "the AArch64 emitter handles at most {MAX_ARGS} arguments, not {}",
         plan.args.len()
     );
-    debug_assert_eq!(plan.abi, Abi::Aapcs64, "a plan for another ABI");
+    debug_assert_eq!(plan.abi.isa(), Isa::Aarch64, "a plan for another ABI");
     let mut ops = Assembler::new(0);
     assert!(
         at.guard.is_none() || at.target != Target::Register,
@@ -463,7 +463,10 @@ fn load_arguments(ops: &mut Assembler, plan: &Plan) {
                 move_field(ops, arg.ty, offset, bytes, arg.to);
             }
             Source::StackAddress(at) => move_address(ops, at, arg.to),
-            from => move_arg(ops, arg.ty, locate(from, no_stack), arg.to, SCRATCH),
+            from => {
+                let slot = plan.stack_slot_bytes(arg);
+                move_arg(ops, arg.ty, locate(from, no_stack), arg.to, slot, SCRATCH);
+            }
         }
     }
 }
@@ -497,15 +500,29 @@ fn receiver_tail_call(ops: &mut Assembler, plan: &Plan, target: Target) {
         base: SP,
         offset: 0,
     };
-    let scratch = receiver_scratch(target);
-    for arg in &plan.args {
-        move_arg(ops, arg.ty, locate(arg.from, incoming), arg.to, scratch);
-    }
+    move_receiver_args(ops, plan, incoming, target);
 
     receiver_target(ops, target);
     asm!(ops
         ; br X(CALLEE)
     );
+}
+
+/// Moves a receiver entry's arguments, its caller's stack arguments at
+/// `incoming`, to where the target takes them.
+fn move_receiver_args(ops: &mut Assembler, plan: &Plan, incoming: Memory, target: Target) {
+    let scratch = receiver_scratch(target);
+    for arg in &plan.args {
+        let slot = plan.stack_slot_bytes(arg);
+        move_arg(
+            ops,
+            arg.ty,
+            locate(arg.from, incoming),
+            arg.to,
+            slot,
+            scratch,
+        );
+    }
 }
 
 /// `extern "C" fn(receiver, a0, a1, …)` returning an 8- or 16-bit integer:
@@ -525,10 +542,7 @@ fn receiver_call(ops: &mut Assembler, plan: &Plan, target: Target) {
         base: FRAME,
         offset: RECORD,
     };
-    let scratch = receiver_scratch(target);
-    for arg in &plan.args {
-        move_arg(ops, arg.ty, locate(arg.from, incoming), arg.to, scratch);
-    }
+    move_receiver_args(ops, plan, incoming, target);
 
     receiver_target(ops, target);
     asm!(ops
@@ -682,14 +696,15 @@ fn zero_return(ops: &mut Assembler, ret: Type) {
 }
 
 /// Moves one argument of type `ty` from where it is to where the target
-/// expects it, a stack argument through `scratch` (or v16 for a float).
-fn move_arg(ops: &mut Assembler, ty: Type, from: Value, to: Loc, scratch: u8) {
+/// expects it, a stack argument (in a slot of `slot` bytes,
+/// [`Plan::stack_slot_bytes`]) through `scratch` (or v16 for a float).
+fn move_arg(ops: &mut Assembler, ty: Type, from: Value, to: Loc, slot: u32, scratch: u8) {
     match to {
         Loc::Gp(n) | Loc::Fp(n) => fetch(ops, ty, from, n),
         Loc::Stack(offset) => {
             let via = if ty.is_float() { FP_SCRATCH } else { scratch };
             fetch(ops, ty, from, via);
-            store_stack_arg(ops, ty, via, offset);
+            store_stack_arg(ops, ty, via, offset, slot);
         }
     }
 }
@@ -760,12 +775,18 @@ fn copy_fp(ops: &mut Assembler, ty: Type, dst: u8, src: u8) {
 }
 
 /// Stores register `src`, holding a `ty`, to the target's stack argument at
-/// [sp + offset]. Integers fill the 8-byte slot; a float fills its width and
-/// leaves the rest of the slot unspecified, as the ABI allows.
-fn store_stack_arg(ops: &mut Assembler, ty: Type, src: u8, offset: u32) {
-    match ty {
-        Type::F32 => asm!(ops ; str S(src), [sp, #offset]),
-        Type::F64 => asm!(ops ; str D(src), [sp, #offset]),
+/// [sp + offset], a slot of `slot` bytes. Integers fill an 8-byte slot; a
+/// float fills its width and leaves the rest of the slot unspecified, as
+/// the ABI allows. A slot of the type's own size (Apple's) gets exactly
+/// that many bytes: its neighbours may be other arguments, and its offset
+/// is a multiple of its size, as each store's scaled immediate needs.
+fn store_stack_arg(ops: &mut Assembler, ty: Type, src: u8, offset: u32, slot: u32) {
+    match (ty, slot) {
+        (Type::F32, _) => asm!(ops ; str S(src), [sp, #offset]),
+        (Type::F64, _) => asm!(ops ; str D(src), [sp, #offset]),
+        (_, 1) => asm!(ops ; strb W(src), [sp, #offset]),
+        (_, 2) => asm!(ops ; strh W(src), [sp, #offset]),
+        (_, 4) => asm!(ops ; str W(src), [sp, #offset]),
         _ => asm!(ops ; str X(src), [sp, #offset]),
     }
 }
@@ -827,7 +848,7 @@ fn store_return(ops: &mut Assembler, ret: Type) {
 #[cfg(all(test, feature = "disasm"))]
 mod tests {
     use super::*;
-    use crate::{classify, Limits, Signature};
+    use crate::{classify, Abi, Limits, Signature};
 
     const NEAR: u64 = 0x20_0000;
     const FAR: u64 = 0x7f12_3456_789a;

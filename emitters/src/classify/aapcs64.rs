@@ -16,10 +16,16 @@
 //!
 //! Returns: an HFA in v0–v3, a struct of at most 16 bytes in x0 and x1,
 //! anything larger through memory whose address the caller passes in x8.
-//! Apple's arm64 differs (all variadic arguments on the stack, stack
-//! arguments packed at natural size) and is not this file's.
+//!
+//! Apple's arm64 differs in two places here (its scalar differences are in
+//! the assigner): an HFA that goes on the stack takes exactly its size at
+//! its members' alignment, not 8-byte-rounded space at 8 (LLVM's DarwinPCS
+//! places `[8 x float], [1 x float], [2 x float]` at [sp] and [sp + 4],
+//! AAPCS64 at [sp] and [sp + 8]); and a variadic struct goes on the stack
+//! whatever registers are free ([`variadic_struct_arg`]).
 
-use super::{pieces, Arg, Assigner, Passing, RetPiece, ReturnPass, Source, StructArg};
+use super::{pieces, Arg, Assigner, Loc, Passing, RetPiece, ReturnPass, Source, StructArg};
+use crate::abi::StackSlot;
 use crate::{StructType, Type};
 
 /// The field type and count of a homogeneous floating-point aggregate.
@@ -49,8 +55,9 @@ pub(super) fn struct_arg(
     target: &mut Assigner,
 ) -> StructArg {
     if let Some((ty, n)) = hfa(layout) {
-        if target.fp_free() >= usize::from(n) {
-            let moves = layout
+        // One move per member, of the member's size, to where `to` says.
+        let members = |to: &mut dyn FnMut(u32) -> Loc| -> Vec<Arg> {
+            layout
                 .flatten()
                 .into_iter()
                 .map(|(offset, _)| Arg {
@@ -61,12 +68,21 @@ pub(super) fn struct_arg(
                         offset,
                         bytes: ty.size() as u8,
                     },
-                    to: target.next(ty),
+                    to: to(offset),
                 })
-                .collect();
+                .collect()
+        };
+        if target.fp_free() >= usize::from(n) {
+            let moves = members(&mut |_| target.next(ty));
             return StructArg::Moves(Passing::Hfa { count: n, ty }, moves);
         }
         target.exhaust_fp();
+        if target.slot == StackSlot::Natural {
+            // Apple: the members back to back at their own alignment.
+            let at = target.stack_block(layout.size(), ty.align());
+            let moves = members(&mut |offset| Loc::Stack(at + offset));
+            return StructArg::Moves(Passing::Stack, moves);
+        }
     } else if layout.size() > 16 {
         return StructArg::Reference {
             pointer: target.next(Type::Pointer),
@@ -92,6 +108,26 @@ pub(super) fn struct_arg(
             return StructArg::Moves(Passing::Registers, moves);
         }
         target.exhaust_gp();
+    }
+    let at = target.stack_area(layout.size(), layout.align());
+    StructArg::Moves(Passing::Stack, pieces(layout, index, slot, at))
+}
+
+/// Where a variadic struct argument goes on Apple's arm64: on the stack
+/// whatever registers are free, 8-byte aligned and rounded up to 8 bytes
+/// (HFAs included: LLVM's DarwinPCS puts the variadic `[2 x float]` after
+/// a `[3 x float]` at [sp + 16]), or by reference, its address in a stack
+/// slot, when over 16 bytes.
+pub(super) fn variadic_struct_arg(
+    layout: &StructType,
+    index: u32,
+    slot: u32,
+    target: &mut Assigner,
+) -> StructArg {
+    if layout.size() > 16 {
+        return StructArg::Reference {
+            pointer: Loc::Stack(target.stack_area(8, 8)),
+        };
     }
     let at = target.stack_area(layout.size(), layout.align());
     StructArg::Moves(Passing::Stack, pieces(layout, index, slot, at))

@@ -6,118 +6,30 @@
 //! (where the target expects it). A rejection is an [`Ineligible`] naming the
 //! rule that failed and the numbers involved.
 //!
-//! Both supported ABIs assign scalar arguments the same way: in argument
-//! order, integers and pointers to the next general-purpose register,
-//! floats to the next FP/SIMD register, and anything left over to the next
-//! 8-byte stack slot, in argument order. Only the register counts differ.
-//! Structs follow each ABI's own rules, in [`sysv64`] and [`aapcs64`]: a
-//! struct argument becomes one move per piece it travels in (an eightbyte,
-//! an HFA member), read through the address its packed slot holds.
+//! Every ABI assigns scalar arguments in argument order, reading its
+//! [`AbiSpec`](crate::AbiSpec): integers and pointers to the next
+//! general-purpose register, floats to the next FP/SIMD register (on Win64
+//! both take the register of their argument position, shared by index),
+//! anything left over to the next stack slot (8 bytes, or Apple's natural
+//! size and alignment). Structs follow each family's own rules, in
+//! [`sysv64`], [`win64`] and [`aapcs64`]: a struct argument becomes one
+//! move per piece it travels in (an eightbyte, an HFA member), read through
+//! the address its packed slot holds.
+//!
+//! Deviations from the platform ABIs, all on the caller's side of what the
+//! ABI leaves open: narrow integer arguments are always extended to 32 bits
+//! (in registers; an Apple stack argument is stored at its own size); a
+//! Win64 variadic call copies every float in a register position to the GP
+//! register of that position, fixed ones included.
 
 use std::fmt;
 
+use crate::abi::{Abi, Counting, MemoryReturn, StackSlot, StructRules, Varargs};
 use crate::signature::{Signature, StructType, Type};
 
 pub mod aapcs64;
 pub mod sysv64;
-
-/// A calling convention jitcall emits code for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Abi {
-    /// x86_64 System V (Linux, the BSDs, macOS on Intel).
-    SysV64,
-    /// AArch64 AAPCS64 as used on Linux (not Apple's arm64 variant).
-    Aapcs64,
-}
-
-impl Abi {
-    /// Every supported ABI.
-    pub const ALL: [Abi; 2] = [Abi::SysV64, Abi::Aapcs64];
-
-    /// The ABI of the machine this code was compiled for, if jitcall
-    /// supports it.
-    pub const fn host() -> Option<Abi> {
-        if cfg!(all(target_arch = "x86_64", unix)) {
-            Some(Abi::SysV64)
-        } else if cfg!(all(
-            target_arch = "aarch64",
-            unix,
-            not(target_vendor = "apple")
-        )) {
-            Some(Abi::Aapcs64)
-        } else {
-            None
-        }
-    }
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Abi::SysV64 => "x86_64 System V",
-            Abi::Aapcs64 => "AArch64 AAPCS64",
-        }
-    }
-
-    /// General-purpose argument registers.
-    pub const fn gp_regs(self) -> usize {
-        match self {
-            Abi::SysV64 => 6,
-            Abi::Aapcs64 => 8,
-        }
-    }
-
-    /// FP/SIMD argument registers.
-    pub const fn fp_regs(self) -> usize {
-        8
-    }
-
-    /// The assembler name of GP argument register `n` holding a value of
-    /// `bits` width (32 or 64).
-    pub fn gp_name(self, n: u8, bits: u32) -> &'static str {
-        const SYSV64: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
-        const SYSV32: [&str; 6] = ["edi", "esi", "edx", "ecx", "r8d", "r9d"];
-        const X: [&str; 8] = ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"];
-        const W: [&str; 8] = ["w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"];
-        let table: &[&str] = match (self, bits > 32) {
-            (Abi::SysV64, true) => &SYSV64,
-            (Abi::SysV64, false) => &SYSV32,
-            (Abi::Aapcs64, true) => &X,
-            (Abi::Aapcs64, false) => &W,
-        };
-        table.get(usize::from(n)).copied().unwrap_or("?")
-    }
-
-    /// The assembler name of the GP register an integer `ty` returns in.
-    pub fn ret_gp_name(self, ty: Type) -> &'static str {
-        let wide = matches!(ty.int_width(), Some((64, _)));
-        match (self, wide) {
-            (Abi::SysV64, true) => "rax",
-            (Abi::SysV64, false) => "eax",
-            (Abi::Aapcs64, true) => "x0",
-            (Abi::Aapcs64, false) => "w0",
-        }
-    }
-
-    /// The assembler name of FP argument register `n` holding `ty`.
-    pub fn fp_name(self, n: u8, ty: Type) -> &'static str {
-        const XMM: [&str; 8] = [
-            "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
-        ];
-        const S: [&str; 8] = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"];
-        const D: [&str; 8] = ["d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7"];
-        let table: &[&str] = match (self, ty) {
-            (Abi::SysV64, _) => &XMM,
-            (Abi::Aapcs64, Type::F32) => &S,
-            (Abi::Aapcs64, _) => &D,
-        };
-        table.get(usize::from(n)).copied().unwrap_or("?")
-    }
-}
-
-impl fmt::Display for Abi {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub mod win64;
 
 /// The calling convention of a trampoline's own entry point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -189,21 +101,24 @@ pub enum Registers {
     /// Node.js's caps, whatever the entry kind (`IsFastCallEligible` in
     /// Node's `src/ffi/types.cc`): general-purpose arguments, plus one in
     /// total when any is a `buffer`, at most [`node_gp_cap`]; floating-point
-    /// arguments at most the ABI's FP argument registers.
+    /// arguments at most the ABI's FP argument registers. On Win64, whose
+    /// classes share positions, the cap counts every argument.
     Node,
 }
 
 /// Node.js's cap on general-purpose arguments for `abi`, with one extra
-/// counted when a `buffer` is present. x86_64 System V: 6 (the receiver
-/// takes rdi, and Node's trampoline reads the sixth argument from the
-/// stack), but 5 counting the buffer's extra, since its buffer helper needs
-/// every argument in a register. AArch64: 7, the eight argument registers
-/// less the receiver.
+/// counted when a `buffer` is present ([`AbiSpec::node_gp_cap`](crate::AbiSpec)).
+/// x86_64 System V: 6 (the receiver takes rdi, and Node's trampoline reads
+/// the sixth argument from the stack), but 5 counting the buffer's extra,
+/// since its buffer helper needs every argument in a register. AArch64: 7,
+/// the eight argument registers less the receiver. Win64: 3 register
+/// positions, the receiver taking rcx, whatever the arguments' classes.
 pub const fn node_gp_cap(abi: Abi, buffer: bool) -> usize {
-    match (abi, buffer) {
-        (Abi::SysV64, false) => 6,
-        (Abi::SysV64, true) => 5,
-        (Abi::Aapcs64, _) => 7,
+    let spec = abi.spec();
+    if buffer {
+        spec.node_gp_cap_with_buffer
+    } else {
+        spec.node_gp_cap
     }
 }
 
@@ -253,6 +168,7 @@ impl Default for Limits {
 
 /// Why a signature cannot take the fast path: the rule that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Ineligible {
     /// More arguments than [`Limits::max_args`].
     TooManyArgs { n: usize, max: usize },
@@ -260,6 +176,9 @@ pub enum Ineligible {
     GpPressure { need: usize, have: usize },
     /// More floating-point arguments than the register rule allows.
     FpPressure { need: usize, have: usize },
+    /// More register positions than the register rule allows, on an ABI
+    /// whose GP and FP arguments share positions (Win64).
+    PositionPressure { need: usize, have: usize },
     /// A type that cannot appear where it does: `void` as argument `index`,
     /// or `buffer` as the return type (`index` is `None`).
     UnsupportedType { index: Option<usize>, ty: Type },
@@ -292,6 +211,10 @@ impl fmt::Display for Ineligible {
             Ineligible::FpPressure { need, have } => write!(
                 f,
                 "FpPressure: needs {need} floating-point registers, the rule allows {have}"
+            ),
+            Ineligible::PositionPressure { need, have } => write!(
+                f,
+                "PositionPressure: needs {need} argument positions in registers, the rule allows {have}"
             ),
             Ineligible::UnsupportedType { index: Some(i), ty } => {
                 write!(f, "UnsupportedType: `{ty}` as argument {i}")
@@ -333,7 +256,9 @@ pub enum Loc {
     Gp(u8),
     /// FP/SIMD argument register `n` (xmm0… or v0…).
     Fp(u8),
-    /// The stack argument slot at this byte offset from the first one.
+    /// The stack argument at this byte offset from the first one (which
+    /// lies at the stack pointer at the call, or above Win64's shadow
+    /// space). Its size is the slot's ([`Plan::stack_slot_bytes`]).
     Stack(u32),
 }
 
@@ -349,9 +274,10 @@ pub enum Source {
     /// piece's own size, so each piece is read in naturally aligned
     /// chunks of 8, 4, 2 and 1 bytes, never past the struct.
     Field { slot: u32, offset: u32, bytes: u8 },
-    /// The address `n` bytes above the stack pointer at the call: a copy
-    /// of a struct the trampoline made there (an AArch64 struct over 16
-    /// bytes, passed by reference).
+    /// The address `n` bytes above the first stack argument slot (the
+    /// stack pointer at the call, above Win64's shadow space): a copy of a
+    /// struct the trampoline made there (an AArch64 struct over 16 bytes,
+    /// a Win64 one of other than 1, 2, 4 or 8 bytes, passed by reference).
     StackAddress(u32),
 }
 
@@ -389,15 +315,24 @@ pub enum Passing {
 impl Passing {
     /// The phrase `describe` and `explain` print.
     pub fn describe(self, abi: Abi) -> String {
-        match (self, abi) {
+        let rules = abi.spec().structs;
+        match (self, rules) {
             (Passing::Scalar, _) => "scalar".to_string(),
-            (Passing::Registers, Abi::SysV64) => "eightbytes in registers by class".to_string(),
-            (Passing::Registers, Abi::Aapcs64) => "doublewords in x registers".to_string(),
+            (Passing::Registers, StructRules::SysV) => {
+                "eightbytes in registers by class".to_string()
+            }
+            (Passing::Registers, StructRules::Win64) => {
+                "as an integer of its size, in its position".to_string()
+            }
+            (Passing::Registers, StructRules::Aapcs64) => "doublewords in x registers".to_string(),
             (Passing::Hfa { count, ty }, _) => format!("HFA of {count} {ty}"),
-            (Passing::Stack, Abi::SysV64) => {
+            (Passing::Stack, StructRules::SysV) => {
                 "copied to the stack (MEMORY, or no registers left)".to_string()
             }
-            (Passing::Stack, Abi::Aapcs64) => "copied to the stack (no registers left)".to_string(),
+            (Passing::Stack, _) if abi.spec().varargs == Varargs::AllOnStack => {
+                "copied to the stack (no registers left, or variadic)".to_string()
+            }
+            (Passing::Stack, _) => "copied to the stack (no registers left)".to_string(),
             (Passing::Reference, _) => "copied to the frame, passed by reference".to_string(),
         }
     }
@@ -512,10 +447,15 @@ impl Plan {
     /// shape, `(u64) -> i64` and `(pointer) -> pointer` alike. A shape stub
     /// ([`Target::Argument`](crate::Target::Argument)) is emitted once per
     /// shape. A variadic call shape has the shape of the same arguments
-    /// fixed ([`Plan::variadic`] cleared): its trampoline is the same code.
+    /// fixed ([`Plan::variadic`] cleared): its trampoline is the same code,
+    /// except on Apple's arm64, where variadic arguments take other slots.
     pub fn shape(&self) -> Plan {
         let mut shape = self.clone();
-        shape.variadic = None;
+        // Apple's variadic arguments take 8-byte slots where fixed ones
+        // would take their own size: there the split stays.
+        if self.abi.spec().varargs != Varargs::AllOnStack {
+            shape.variadic = None;
+        }
         for arg in &mut shape.args {
             arg.ty = canonical_arg(arg.ty);
         }
@@ -524,6 +464,19 @@ impl Plan {
         }
         shape.ret = canonical_ret(shape.ret);
         shape
+    }
+
+    /// The bytes the stack slot of scalar argument `arg` takes, which its
+    /// store writes: the type's own size where the ABI packs stack
+    /// arguments (Apple), but for a variadic argument there; 8 otherwise.
+    pub fn stack_slot_bytes(&self, arg: &Arg) -> u32 {
+        let variadic = self
+            .variadic
+            .is_some_and(|fixed| arg.index as usize >= fixed);
+        match self.abi.spec().stack_slot {
+            StackSlot::Natural if !variadic => arg.ty.size(),
+            _ => 8,
+        }
     }
 
     /// Whether the trampoline can jump to the target rather than call it:
@@ -577,18 +530,19 @@ impl Plan {
         }
         let ret = match (&self.ret_pass, self.ret) {
             (_, Type::Void) => "nothing".to_string(),
-            (ReturnPass::Memory, _) => match self.abi {
-                Abi::SysV64 => "through memory at the return buffer (rdi, returned in rax)",
-                Abi::Aapcs64 => "through memory at the return buffer (x8)",
-            }
-            .to_string(),
+            (ReturnPass::Memory, _) => match self.abi.spec().memory_return {
+                MemoryReturn::FirstArgument => format!(
+                    "through memory at the return buffer ({}, returned in rax)",
+                    self.abi.gp_name(0, 64)
+                ),
+                MemoryReturn::X8 => "through memory at the return buffer (x8)".to_string(),
+            },
             (ReturnPass::Pieces(pieces), _) => pieces
                 .iter()
                 .map(|p| {
-                    let reg = match (p.ty, self.abi) {
-                        (Type::U64, Abi::SysV64) => ["rax", "rdx"][usize::from(p.reg)],
-                        (Type::U64, Abi::Aapcs64) => ["x0", "x1"][usize::from(p.reg)],
-                        (ty, abi) => abi.fp_name(p.reg, ty),
+                    let reg = match p.ty {
+                        Type::U64 => self.abi.ret_gp_name_at(p.reg),
+                        ty => self.abi.fp_name(p.reg, ty),
                     };
                     format!("{reg} -> +{} {}B", p.offset, p.bytes)
                 })
@@ -629,17 +583,36 @@ impl Plan {
     }
 }
 
-/// Assigns registers and stack slots in argument order, starting after
-/// `gp_used` GP registers.
+/// Assigns registers and stack slots in argument order, as an ABI's
+/// [`AbiSpec`](crate::AbiSpec) says: per class or by shared position, stack
+/// slots of 8 bytes or of natural size.
 struct Assigner {
     gp: usize,
     fp: usize,
     stack: u32,
     gp_max: usize,
     fp_max: usize,
+    counting: Counting,
+    slot: StackSlot,
 }
 
 impl Assigner {
+    /// An assigner for `abi` whose first `gp_used` GP registers (positions
+    /// on Win64) are taken.
+    fn new(abi: Abi, gp_used: usize) -> Assigner {
+        let spec = abi.spec();
+        let shared = spec.counting == Counting::SharedPositions;
+        Assigner {
+            gp: gp_used,
+            fp: if shared { gp_used } else { 0 },
+            stack: 0,
+            gp_max: abi.gp_regs(),
+            fp_max: abi.fp_regs(),
+            counting: spec.counting,
+            slot: spec.stack_slot,
+        }
+    }
+
     fn gp_free(&self) -> usize {
         self.gp_max.saturating_sub(self.gp)
     }
@@ -667,34 +640,43 @@ impl Assigner {
         at
     }
 
-    fn new(abi: Abi, gp_used: usize) -> Assigner {
-        Assigner {
-            gp: gp_used,
-            fp: 0,
-            stack: 0,
-            gp_max: abi.gp_regs(),
-            fp_max: abi.fp_regs(),
+    /// Stack space of exactly `size` bytes at `align`: an Apple HFA's.
+    fn stack_block(&mut self, size: u32, align: u32) -> u32 {
+        let at = self.stack.next_multiple_of(align);
+        self.stack = at + size;
+        at
+    }
+
+    /// The next stack slot for a scalar of type `ty`.
+    fn stack_slot(&mut self, ty: Type) -> Loc {
+        match self.slot {
+            StackSlot::Eight => Loc::Stack(self.stack_area(8, 8)),
+            StackSlot::Natural => Loc::Stack(self.stack_block(ty.size(), ty.align())),
         }
     }
 
+    /// The next location for a scalar of type `ty`.
     fn next(&mut self, ty: Type) -> Loc {
-        let (used, max) = if ty.is_float() {
+        let float = ty.is_float();
+        let (used, max) = if float {
             (&mut self.fp, self.fp_max)
         } else {
             (&mut self.gp, self.gp_max)
         };
-        if *used < max {
-            *used += 1;
-            // At most 8 registers of a class, so the index fits in a u8.
-            let n = (*used - 1) as u8;
-            if ty.is_float() {
-                Loc::Fp(n)
-            } else {
-                Loc::Gp(n)
-            }
+        if *used >= max {
+            return self.stack_slot(ty);
+        }
+        *used += 1;
+        // At most 8 registers of a class, so the index fits in a u8.
+        let n = (*used - 1) as u8;
+        if self.counting == Counting::SharedPositions {
+            // The position's other register goes unused.
+            (self.gp, self.fp) = (usize::from(n) + 1, usize::from(n) + 1);
+        }
+        if float {
+            Loc::Fp(n)
         } else {
-            self.stack += 8;
-            Loc::Stack(self.stack - 8)
+            Loc::Gp(n)
         }
     }
 }
@@ -746,6 +728,16 @@ pub fn classify(
     if !limits.variadic && sig.variadic.is_some() {
         return Err(Ineligible::Variadic);
     }
+    let spec = abi.spec();
+    // Where variadic arguments all go on the stack, a receiver entry's
+    // caller (which passes them as fixed ones) and its target disagree on
+    // where they are, and the stack arguments could not move in place.
+    let on_stack = |i: usize| {
+        spec.varargs == Varargs::AllOnStack && sig.variadic.is_some_and(|fixed| i >= fixed)
+    };
+    if entry == Entry::Receiver && (0..sig.args.len()).any(on_stack) {
+        return Err(Ineligible::Variadic);
+    }
     // A receiver entry is for JS engines' JITs, which pass no structs. A
     // value entry passes struct arguments as the packed entry does, but
     // returns only what fits the one return register it leaves as is.
@@ -776,36 +768,64 @@ pub fn classify(
     }
 
     let receiver = usize::from(entry == Entry::Receiver);
-    // Registers each argument asks for, GP and FP; `None` for a struct that
-    // goes to the stack wherever registers are free.
+    let ret_pass = match (sig.ret, spec.structs) {
+        (Type::Struct(layout), StructRules::SysV) => sysv64::struct_return(layout),
+        (Type::Struct(layout), StructRules::Win64) => win64::struct_return(layout),
+        (Type::Struct(layout), StructRules::Aapcs64) => aapcs64::struct_return(layout),
+        _ => ReturnPass::Value,
+    };
+    // A memory return's address takes the first GP argument register on
+    // x86_64 (x8 on AArch64 is no argument register).
+    let hidden = usize::from(
+        ret_pass == ReturnPass::Memory && spec.memory_return == MemoryReturn::FirstArgument,
+    );
+    // Registers each argument asks for, GP and FP; `None` for one that goes
+    // to the stack wherever registers are free (a struct, or an Apple
+    // variadic argument).
     let needs: Vec<Option<(usize, usize)>> = sig
         .args
         .iter()
-        .map(|&ty| match (ty, abi) {
-            (Type::Struct(layout), Abi::SysV64) => sysv64::register_needs(layout),
-            (Type::Struct(layout), Abi::Aapcs64) => aapcs64::register_needs(layout),
+        .enumerate()
+        .map(|(i, &ty)| match (ty, spec.structs) {
+            _ if on_stack(i) => None,
+            (Type::Struct(layout), StructRules::SysV) => sysv64::register_needs(layout),
+            (Type::Struct(layout), StructRules::Win64) => Some(win64::register_needs(layout)),
+            (Type::Struct(layout), StructRules::Aapcs64) => aapcs64::register_needs(layout),
             (ty, _) if ty.is_float() => Some((0, 1)),
             _ => Some((1, 0)),
         })
         .collect();
     let gp_args: usize = needs.iter().flatten().map(|&(gp, _)| gp).sum();
     let fp_need: usize = needs.iter().flatten().map(|&(_, fp)| fp).sum();
-    let gp_rule = match limits.registers {
+    let shared = spec.counting == Counting::SharedPositions;
+    let rule = match limits.registers {
         Registers::Any => None,
         Registers::Only => {
             if let Some(index) = needs.iter().position(Option::is_none) {
-                return Err(Ineligible::Struct { index: Some(index) });
+                return Err(match sig.args[index] {
+                    Type::Struct(_) => Ineligible::Struct { index: Some(index) },
+                    _ => Ineligible::Variadic,
+                });
             }
-            Some((receiver + gp_args, abi.gp_regs()))
+            Some((receiver + hidden + gp_args, abi.gp_regs()))
         }
         Registers::Node => Some((
             gp_args + usize::from(buffer.is_some()),
             node_gp_cap(abi, buffer.is_some()),
         )),
     };
-    if let Some((need, have)) = gp_rule {
-        if need > have {
-            return Err(Ineligible::GpPressure { need, have });
+    if let Some((gp_need, have)) = rule {
+        if shared && gp_need + fp_need > have {
+            return Err(Ineligible::PositionPressure {
+                need: gp_need + fp_need,
+                have,
+            });
+        }
+        if gp_need > have {
+            return Err(Ineligible::GpPressure {
+                need: gp_need,
+                have,
+            });
         }
         if fp_need > abi.fp_regs() {
             return Err(Ineligible::FpPressure {
@@ -815,16 +835,9 @@ pub fn classify(
         }
     }
 
-    let ret_pass = match (sig.ret, abi) {
-        (Type::Struct(layout), Abi::SysV64) => sysv64::struct_return(layout),
-        (Type::Struct(layout), Abi::Aapcs64) => aapcs64::struct_return(layout),
-        _ => ReturnPass::Value,
-    };
-    // A memory return's address takes rdi on x86_64 (x8 on AArch64 is no
-    // argument register).
-    let hidden = usize::from(ret_pass == ReturnPass::Memory && abi == Abi::SysV64);
     let mut target = Assigner::new(abi, hidden);
     let mut incoming = Assigner::new(abi, receiver);
+    let also_in_gp = spec.varargs == Varargs::FloatsAlsoInGp && sig.variadic.is_some();
     let (mut args, mut passing, mut references) = (Vec::new(), Vec::new(), Vec::new());
     for (i, &ty) in sig.args.iter().enumerate() {
         // At most `max_args` arguments, far below u32::MAX.
@@ -832,20 +845,41 @@ pub fn classify(
         let Type::Struct(layout) = ty else {
             let from = match entry {
                 Entry::Packed | Entry::Value => Source::Slot(index),
+                // The receiver entry's caller passes narrow integers as
+                // 32-bit ones: on Apple's arm64 each takes a 4-byte stack
+                // slot rather than one of its own size.
+                Entry::Receiver if ty.is_narrow() => Source::Native(incoming.next(Type::I32)),
                 Entry::Receiver => Source::Native(incoming.next(ty)),
+            };
+            let to = if on_stack(i) {
+                Loc::Stack(target.stack_area(8, 8))
+            } else {
+                target.next(ty)
             };
             args.push(Arg {
                 index,
                 ty,
                 from,
-                to: target.next(ty),
+                to,
             });
+            // Win64: a variadic callee may read a float from the GP
+            // register of its position too.
+            if let (true, Loc::Fp(n)) = (also_in_gp, to) {
+                args.push(Arg {
+                    index,
+                    ty,
+                    from,
+                    to: Loc::Gp(n),
+                });
+            }
             passing.push(Passing::Scalar);
             continue;
         };
-        let placed = match abi {
-            Abi::SysV64 => sysv64::struct_arg(layout, index, index, &mut target),
-            Abi::Aapcs64 => aapcs64::struct_arg(layout, index, index, &mut target),
+        let placed = match spec.structs {
+            _ if on_stack(i) => aapcs64::variadic_struct_arg(layout, index, index, &mut target),
+            StructRules::SysV => sysv64::struct_arg(layout, index, index, &mut target),
+            StructRules::Win64 => win64::struct_arg(layout, index, index, &mut target),
+            StructRules::Aapcs64 => aapcs64::struct_arg(layout, index, index, &mut target),
         };
         match placed {
             StructArg::Moves(how, moves) => {
@@ -861,7 +895,7 @@ pub fn classify(
     // Copies of structs passed by reference go above the stack arguments.
     let mut frame = target.stack;
     for (index, layout, pointer) in references {
-        let at = frame.next_multiple_of(layout.align().max(8));
+        let at = frame.next_multiple_of(layout.align().max(spec.reference_align));
         args.extend(pieces(layout, index, index, at));
         args.push(Arg {
             index,

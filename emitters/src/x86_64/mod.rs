@@ -91,7 +91,9 @@
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::{chunks, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Target, Type};
+use crate::{
+    chunks, AbiSpec, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Target, Type, Varargs,
+};
 
 mod callback;
 mod value;
@@ -99,7 +101,8 @@ pub use callback::emit_callback;
 
 type Ops = VecAssembler<X64Relocation>;
 
-/// Hardware numbers of the GP argument registers, in ABI order.
+/// Hardware numbers of System V's GP argument registers, in ABI order: the
+/// register-file stub's and callbacks' (which exist for System V only).
 const GP_ARGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
 const RAX: u8 = 0;
 const RDX: u8 = 2;
@@ -230,8 +233,9 @@ fn check_closed(ops: &mut Ops, guard: Guard) -> DynamicLabel {
 /// The closed path, entered from the first instructions with the entry's
 /// registers untouched but r11 (the cell) and rsp % 16 == 8: store 0 to
 /// the packed return slot (packed entry), call `on_closed(cell, target)`
-/// aligned, return 0 as an integer and as a float, whichever the caller
-/// reads.
+/// (a function of the plan's ABI, its arguments in the first two GP
+/// argument registers) aligned, above the shadow space it may write,
+/// return 0 as an integer and as a float, whichever the caller reads.
 fn emit_closed_path(
     ops: &mut Ops,
     plan: &Plan,
@@ -239,24 +243,32 @@ fn emit_closed_path(
     guard: Guard,
     closed: DynamicLabel,
 ) {
+    let spec = plan.abi.spec();
+    let [first, second, third] = entry_registers(spec);
     dynasm!(ops ; .arch x64 ; =>closed);
     if plan.entry == Entry::Packed {
-        zero_return(ops, plan.ret);
+        // `ret` is the packed entry's second argument.
+        zero_return(ops, plan.ret, second);
     }
-    dynasm!(ops ; .arch x64 ; mov rdi, r11);
+    dynasm!(ops ; .arch x64 ; mov Rq(first), r11);
     match (at.target, plan.entry) {
-        (Target::Known(target), _) => dynasm!(ops ; .arch x64 ; mov rsi, QWORD target as i64),
-        // A value entry's target is its second argument: in rsi already,
-        // which `mov rdi, r11` left alone.
+        (Target::Known(target), _) => {
+            dynasm!(ops ; .arch x64 ; mov Rq(second), QWORD target as i64)
+        }
+        // A value entry's target is its second argument: in place already,
+        // which the move to the first left alone.
         (Target::Argument, Entry::Value) => {}
-        (Target::Argument, _) => dynasm!(ops ; .arch x64 ; mov rsi, rdx),
+        (Target::Argument, _) => dynasm!(ops ; .arch x64 ; mov Rq(second), Rq(third)),
         (Target::Register, _) => unreachable!("emit refuses a guard with the target in r11"),
     }
-    dynasm!(ops ; .arch x64 ; sub rsp, 8);
+    // At most 32 bytes of shadow space: 8 + 32 realigns rsp and fits a
+    // byte.
+    let frame = 8 + spec.shadow_bytes as i8;
+    dynasm!(ops ; .arch x64 ; sub rsp, BYTE frame);
     branch(ops, at.base, guard.on_closed, Branch::Call);
     dynasm!(ops
         ; .arch x64
-        ; add rsp, 8
+        ; add rsp, BYTE frame
         ; xor eax, eax
         ; xorps xmm0, xmm0
         ; ret
@@ -282,30 +294,34 @@ fn align16(bytes: u32) -> i32 {
 }
 
 fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
-    // A target passed as data waits in the frame's top 8 bytes, above the
-    // target's stack arguments, for the call through memory.
+    let spec = plan.abi.spec();
+    let [_, ret, shape_target] = entry_registers(spec);
+    // The shadow space and the target's stack arguments; a target passed
+    // as data waits in the frame's top 8 bytes, above them, for the call
+    // through memory.
+    let below = spec.shadow_bytes + plan.stack_bytes;
     let frame = match target {
-        Target::Known(_) => align16(plan.stack_bytes),
-        Target::Argument => align16(plan.stack_bytes + 8),
+        Target::Known(_) => align16(below),
+        Target::Argument => align16(below + 8),
         Target::Register => unreachable!("emit refuses a packed entry with the target in r11"),
     };
     // Save rbx and keep `ret` in it across the call; the push realigns rsp.
     dynasm!(ops
         ; .arch x64
         ; push rbx
-        ; mov rbx, rsi
+        ; mov rbx, Rq(ret)
     );
     if frame > 0 {
         dynasm!(ops ; .arch x64 ; sub rsp, frame);
     }
     if target == Target::Argument {
-        dynasm!(ops ; .arch x64 ; mov QWORD [rsp + frame - 8], rdx);
+        dynasm!(ops ; .arch x64 ; mov QWORD [rsp + frame - 8], Rq(shape_target));
     }
     load_arguments(ops, plan);
     // A struct returned through memory goes to the return buffer, whose
-    // address the callee takes in rdi.
+    // address the callee takes in the first argument register.
     if plan.ret_pass == ReturnPass::Memory {
-        dynasm!(ops ; .arch x64 ; mov rdi, rbx);
+        dynasm!(ops ; .arch x64 ; mov Rq(spec.gp_args[0]), rbx);
     }
     set_vector_count(ops, plan);
     match target {
@@ -324,16 +340,29 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     );
 }
 
+/// The registers a packed entry finds `args`, `ret` and a shape stub's
+/// target in: its first three GP argument registers (rdi, rsi, rdx on
+/// System V; rcx, rdx, r8 on Win64).
+fn entry_registers(spec: &AbiSpec) -> [u8; 3] {
+    [spec.gp_args[0], spec.gp_args[1], spec.gp_args[2]]
+}
+
 /// Loads every argument of a packed plan (the packed and value entries)
-/// from the slot array in rdi to where the target expects it: moves the
-/// slot array to r10 (rdi is an argument register), then makes the plan's
-/// moves in order, a stack argument to `[rsp + offset]`. Writes the
-/// argument registers, their stack slots, r10, r11 (the address of the
-/// struct whose pieces are moving) and rax (scratch for stack arguments
-/// and for composing a struct piece). The slot array is not needed after.
+/// from the slot array in `args` (the first GP argument register) to where
+/// the target expects it: moves the slot array to r10 (`args` is an
+/// argument register), then makes the plan's moves in order, a stack
+/// argument to `[rsp + shadow + offset]`. Writes the argument registers,
+/// their stack slots, r10, r11 (the address of the struct whose pieces are
+/// moving) and rax (scratch for stack arguments and for composing a struct
+/// piece). The slot array is not needed after.
 fn load_arguments(ops: &mut Ops, plan: &Plan) {
-    // rdi is an argument register: read the slots through r10.
-    dynasm!(ops ; .arch x64 ; mov r10, rdi);
+    let spec = plan.abi.spec();
+    let args = spec.gp_args[0];
+    // At most 32 bytes of shadow space.
+    let outgoing = spec.shadow_bytes as i32;
+    // The slot array's register is an argument register: read the slots
+    // through r10.
+    dynasm!(ops ; .arch x64 ; mov r10, Rq(args));
     // Which struct's address r11 holds, so that its pieces load it once.
     let mut loaded = None;
     for arg in &plan.args {
@@ -342,7 +371,7 @@ fn load_arguments(ops: &mut Ops, plan: &Plan) {
                 // Slot index below Limits::EMITTER_MAX_ARGS (512): the
                 // displacement is at most 4,088.
                 let slot = Operand::Mem(R10, 8 * i as i32);
-                move_arg(ops, arg.ty, slot, arg.to, 0);
+                move_arg(ops, spec, arg.ty, slot, arg.to, outgoing);
             }
             Source::Field {
                 slot,
@@ -356,25 +385,28 @@ fn load_arguments(ops: &mut Ops, plan: &Plan) {
                     dynasm!(ops ; .arch x64 ; mov r11, QWORD [r10 + disp]);
                     loaded = Some(slot);
                 }
-                move_field(ops, arg.ty, offset, bytes, arg.to);
+                move_field(ops, spec, arg.ty, offset, bytes, arg.to, outgoing);
             }
-            Source::StackAddress(_) | Source::Native(_) => {
-                unreachable!("System V packed plans read slots and structs through them")
-            }
+            Source::StackAddress(at) => move_address(ops, spec, at, arg.to, outgoing),
+            Source::Native(_) => unreachable!("packed plans read slots and structs through them"),
         }
     }
 }
 
 /// The receiver entry, its target known or in r11 (`Target::Register`).
 fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
+    let spec = plan.abi.spec();
+    // At most 32 bytes of shadow space.
+    let shadow = spec.shadow_bytes as i32;
     // Without a frame, incoming and outgoing stack arguments both sit above
-    // the return address; with one, the incoming ones also sit above it.
+    // the return address (and the shadow space); with one, the incoming
+    // ones also sit above it.
     let (frame, incoming, outgoing) = if plan.tail_calls() {
-        (0, 8, 8)
+        (0, 8 + shadow, 8 + shadow)
     } else {
-        let frame = align16(plan.stack_bytes) + 8;
+        let frame = align16(spec.shadow_bytes + plan.stack_bytes) + 8;
         dynasm!(ops ; .arch x64 ; sub rsp, frame);
-        (frame, frame + 8, 0)
+        (frame, frame + 8 + shadow, shadow)
     };
     // In argument order each destination held an argument already moved
     // (or the receiver), and stack destinations never lie above their
@@ -387,13 +419,13 @@ fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
             unreachable!("receiver plans read native locations")
         };
         let from = match from {
-            Loc::Gp(n) => Operand::Gp(GP_ARGS[usize::from(n)]),
+            Loc::Gp(n) => Operand::Gp(spec.gp_args[usize::from(n)]),
             Loc::Fp(n) => Operand::Xmm(n),
             // Stack offsets are below 8 × Limits::EMITTER_MAX_ARGS (4,096
             // bytes): they fit.
             Loc::Stack(off) => Operand::Mem(RSP, incoming + off as i32),
         };
-        move_arg(ops, arg.ty, from, arg.to, outgoing);
+        move_arg(ops, spec, arg.ty, from, arg.to, outgoing);
     }
     set_vector_count(ops, plan);
     let reach = |ops: &mut Ops, kind| match target {
@@ -417,19 +449,12 @@ fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
 /// Moves one argument from `from` to the target's location `to`, reading
 /// only its declared width and extending it. Stack destinations are at
 /// `[rsp + outgoing + offset]` and go through rax.
-fn move_arg(ops: &mut Ops, ty: Type, from: Operand, to: Loc, outgoing: i32) {
+fn move_arg(ops: &mut Ops, spec: &AbiSpec, ty: Type, from: Operand, to: Loc, outgoing: i32) {
     match to {
-        Loc::Gp(n) => load_gp(ops, GP_ARGS[usize::from(n)], ty, from),
+        Loc::Gp(n) => load_gp(ops, spec.gp_args[usize::from(n)], ty, from),
         Loc::Fp(n) => load_xmm(ops, n, ty, from),
         Loc::Stack(off) => {
-            match (ty, from) {
-                (Type::F32, Operand::Xmm(x)) => dynasm!(ops ; .arch x64 ; movd eax, Rx(x)),
-                (Type::F64, Operand::Xmm(x)) => dynasm!(ops ; .arch x64 ; movq rax, Rx(x)),
-                // A float in memory moves as an integer of its width.
-                (Type::F32, _) => load_gp(ops, RAX, Type::U32, from),
-                (Type::F64, _) => load_gp(ops, RAX, Type::U64, from),
-                _ => load_gp(ops, RAX, ty, from),
-            }
+            load_gp(ops, RAX, ty, from);
             // Stack offsets are below 8 × Limits::EMITTER_MAX_ARGS (4,096
             // bytes): they fit.
             let disp = outgoing + off as i32;
@@ -438,16 +463,45 @@ fn move_arg(ops: &mut Ops, ty: Type, from: Operand, to: Loc, outgoing: i32) {
     }
 }
 
+/// Passes the address `at` bytes above the first stack argument slot
+/// (`[rsp + outgoing]`), where a struct was copied, as the pointer argument
+/// at `to`.
+fn move_address(ops: &mut Ops, spec: &AbiSpec, at: u32, to: Loc, outgoing: i32) {
+    // Below Limits::EMITTER_MAX_STACK: the displacement fits.
+    let disp = outgoing + at as i32;
+    match to {
+        Loc::Gp(n) => dynasm!(ops ; .arch x64 ; lea Rq(spec.gp_args[usize::from(n)]), [rsp + disp]),
+        Loc::Stack(off) => {
+            let slot = outgoing + off as i32;
+            dynasm!(ops
+                ; .arch x64
+                ; lea rax, [rsp + disp]
+                ; mov QWORD [rsp + slot], rax
+            );
+        }
+        Loc::Fp(_) => unreachable!("an address travels in a GP register or on the stack"),
+    }
+}
+
 /// Moves one piece of a struct argument, `bytes` bytes at `offset` in the
 /// struct whose address is in r11, to `to`: a GP register (composed from
 /// naturally aligned chunks through rax), an xmm register (`ty` `f32` or
-/// `f64`), or a stack slot (copied chunk by chunk through rax).
-fn move_field(ops: &mut Ops, ty: Type, offset: u32, bytes: u8, to: Loc) {
+/// `f64`), or a stack slot at `[rsp + outgoing + offset]` (copied chunk by
+/// chunk through rax).
+fn move_field(
+    ops: &mut Ops,
+    spec: &AbiSpec,
+    ty: Type,
+    offset: u32,
+    bytes: u8,
+    to: Loc,
+    outgoing: i32,
+) {
     // Below StructType::MAX_SIZE (4,096): the displacement fits.
     let at = offset as i32;
     match to {
         Loc::Gp(n) => {
-            let dst = GP_ARGS[usize::from(n)];
+            let dst = spec.gp_args[usize::from(n)];
             for (rel, size) in chunks(u32::from(bytes)) {
                 let (src, reg) = (at + rel as i32, if rel == 0 { dst } else { RAX });
                 match size {
@@ -474,7 +528,7 @@ fn move_field(ops: &mut Ops, ty: Type, offset: u32, bytes: u8, to: Loc) {
         Loc::Stack(off) => {
             for (rel, size) in chunks(u32::from(bytes)) {
                 // Stack offsets are below Limits::EMITTER_MAX_STACK.
-                let (src, dst) = (at + rel as i32, (off + rel) as i32);
+                let (src, dst) = (at + rel as i32, outgoing + (off + rel) as i32);
                 match size {
                     8 => dynasm!(ops
                         ; .arch x64
@@ -537,6 +591,13 @@ fn load_gp(ops: &mut Ops, dst: u8, ty: Type, from: Operand) {
                 ; null_view:
             );
         }
+        // A float's bits: on its way to a stack slot, or a Win64 variadic
+        // float's copy in the GP register of its position.
+        (Type::F32, Operand::Mem(b, d)) => {
+            dynasm!(ops ; .arch x64 ; mov Rd(dst), DWORD [Rq(b) + d])
+        }
+        (Type::F32, Operand::Xmm(x)) => dynasm!(ops ; .arch x64 ; movd Rd(dst), Rx(x)),
+        (Type::F64, Operand::Xmm(x)) => dynasm!(ops ; .arch x64 ; movq Rq(dst), Rx(x)),
         (_, Operand::Mem(b, d)) => dynasm!(ops ; .arch x64 ; mov Rq(dst), QWORD [Rq(b) + d]),
         (_, Operand::Gp(s)) => {
             if s != dst {
@@ -570,6 +631,9 @@ fn load_xmm(ops: &mut Ops, dst: u8, ty: Type, from: Operand) {
 /// zero), so no partial-register write depends on rax's old value. It comes
 /// after the argument moves, which may use rax as scratch.
 fn set_vector_count(ops: &mut Ops, plan: &Plan) {
+    if plan.abi.spec().varargs != Varargs::AlHoldsVectorCount {
+        return;
+    }
     let count = plan
         .args
         .iter()
@@ -654,7 +718,7 @@ fn store_return(ops: &mut Ops, plan: &Plan) {
                     Type::F32 => dynasm!(ops ; .arch x64 ; movss DWORD [rbx + at], Rx(piece.reg)),
                     Type::F64 => dynasm!(ops ; .arch x64 ; movsd QWORD [rbx + at], Rx(piece.reg)),
                     _ => {
-                        let src = [RAX, RDX][usize::from(piece.reg)];
+                        let src = plan.abi.spec().gp_returns[usize::from(piece.reg)];
                         let bytes = if at == 0 { 8 } else { u32::from(piece.bytes) };
                         for (rel, size) in chunks(bytes) {
                             let dst = at + rel as i32;
@@ -677,9 +741,9 @@ fn store_return(ops: &mut Ops, plan: &Plan) {
     }
 }
 
-/// Zeroes the packed return buffer at rsi: a scalar's slot, or `max(8,
+/// Zeroes the packed return buffer at `ret`: a scalar's slot, or `max(8,
 /// size)` bytes of a struct, in naturally aligned chunks.
-fn zero_return(ops: &mut Ops, ret: Type) {
+fn zero_return(ops: &mut Ops, ret: Type, buffer: u8) {
     let bytes = match ret {
         Type::Void => 0,
         Type::Struct(layout) => layout.size().max(8),
@@ -689,12 +753,10 @@ fn zero_return(ops: &mut Ops, ret: Type) {
         // Below StructType::MAX_SIZE (4,096): the displacement fits.
         let at = at as i32;
         match size {
-            // A scalar's slot, in the short form.
-            8 if at == 0 => dynasm!(ops ; .arch x64 ; mov QWORD [rsi], 0),
-            8 => dynasm!(ops ; .arch x64 ; mov QWORD [rsi + at], 0),
-            4 => dynasm!(ops ; .arch x64 ; mov DWORD [rsi + at], 0),
-            2 => dynasm!(ops ; .arch x64 ; mov WORD [rsi + at], 0),
-            _ => dynasm!(ops ; .arch x64 ; mov BYTE [rsi + at], 0),
+            8 => dynasm!(ops ; .arch x64 ; mov QWORD [Rq(buffer) + at], 0),
+            4 => dynasm!(ops ; .arch x64 ; mov DWORD [Rq(buffer) + at], 0),
+            2 => dynasm!(ops ; .arch x64 ; mov WORD [Rq(buffer) + at], 0),
+            _ => dynasm!(ops ; .arch x64 ; mov BYTE [Rq(buffer) + at], 0),
         }
     }
 }

@@ -95,13 +95,15 @@ enum Parked {
 /// as on entry.
 fn tail_call(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     debug_assert_eq!(plan.stack_bytes, 0, "a tail call leaves no stack arguments");
+    // A shape stub's target: the second argument (rsi; rdx on Win64).
+    let shape_target = plan.abi.spec().gp_args[1];
     // The loads go from memory to registers only: a tail-calling plan has
     // no stack destinations and no struct copies. Each reads the slot
-    // array (through r10, copied from rdi before rdi is loaded), a
-    // struct's bytes (through r11, loaded just before) or a buffer view
-    // (through its own destination), none of which a later load writes,
-    // so moving in order never overwrites a pending source. None of them
-    // addresses the stack.
+    // array (through r10, copied from the first argument register before
+    // that is loaded), a struct's bytes (through r11, loaded just before)
+    // or a buffer view (through its own destination), none of which a
+    // later load writes, so moving in order never overwrites a pending
+    // source. None of them addresses the stack.
     let parked = match target {
         Target::Argument => {
             let pieces = plan
@@ -109,10 +111,10 @@ fn tail_call(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
                 .iter()
                 .any(|arg| matches!(arg.from, Source::Field { .. }));
             if pieces {
-                dynasm!(ops ; .arch x64 ; push rsi);
+                dynasm!(ops ; .arch x64 ; push Rq(shape_target));
                 Some(Parked::Stack)
             } else {
-                dynasm!(ops ; .arch x64 ; mov r11, rsi);
+                dynasm!(ops ; .arch x64 ; mov r11, Rq(shape_target));
                 Some(Parked::R11)
             }
         }
@@ -132,20 +134,22 @@ fn tail_call(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     }
 }
 
-/// Stack arguments: call the target from a frame that holds them, then
-/// return what it left in rax and xmm0.
+/// Stack arguments: call the target from a frame that holds them (above
+/// the shadow space, on Win64), then return what it left in rax and xmm0.
 fn call(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
+    let spec = plan.abi.spec();
     // rsp % 16 == 8 on entry: F (a multiple of 16) + 8 aligns it at the
     // call. The 8 bytes at rsp+F lie above every stack argument (they end
-    // at rsp+stack_bytes <= rsp+F) and hold a shape stub's target. The
-    // loads read the slot array and struct bytes, the caller's memory
+    // at rsp+shadow+stack_bytes <= rsp+F) and hold a shape stub's target.
+    // The loads read the slot array and struct bytes, the caller's memory
     // above the entry's rsp, and write registers and this frame below it,
     // so no load reads what another wrote.
-    let top = align16(plan.stack_bytes);
+    let top = align16(spec.shadow_bytes + plan.stack_bytes);
     let frame = top + 8;
     dynasm!(ops ; .arch x64 ; sub rsp, frame);
     if target == Target::Argument {
-        dynasm!(ops ; .arch x64 ; mov QWORD [rsp + top], rsi);
+        let shape_target = spec.gp_args[1];
+        dynasm!(ops ; .arch x64 ; mov QWORD [rsp + top], Rq(shape_target));
     }
     load_arguments(ops, plan);
     set_vector_count(ops, plan);
