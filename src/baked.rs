@@ -162,7 +162,7 @@ mod tests {
                 key.decode()
             );
         }
-        let want = jitcall_emitters::register_file::emit(abi);
+        let want = jitcall_emitters::register_file::emit(abi).expect("the host ABI has one");
         let got = baked_bytes(REGISTER_FILE.expect("a register-file stub"), want.len());
         assert!(got == want.as_slice(), "the register-file stub differs");
     }

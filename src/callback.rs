@@ -171,7 +171,9 @@ impl Callback {
     }
 
     /// [`Callback::new`] with explicit [`Options`]: `force_libffi`,
-    /// `avoid_jit`, `double_map` and `limits` apply as for functions.
+    /// `avoid_jit`, `double_map` and `limits` apply as for functions;
+    /// `abi` must be `None` or the host's (callbacks follow the host's C
+    /// ABI: [`Error::CallbackAbi`] otherwise).
     ///
     /// # Errors
     ///
@@ -306,6 +308,9 @@ fn decide(sig: &Signature, options: &Options) -> Decision {
 /// Makes the callbacks of a batch: reverse trampolines in one mapping for
 /// those on the JIT tier, thunks or libffi closures for the rest.
 fn make(items: Vec<(&Signature, Handler)>, options: &Options) -> Result<Vec<Callback>> {
+    if let Some(abi) = options.abi.filter(|&abi| Some(abi) != Abi::host()) {
+        return Err(Error::CallbackAbi { abi });
+    }
     for (sig, _) in &items {
         if sig.variadic.is_some() {
             return Err(Error::VariadicCallback);

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{ParseError, Quoted, Type};
+use crate::{Abi, Fallback, Isa, ParseError, Quoted, Type};
 
 /// Everything that can go wrong in jitcall, with the context to act on it.
 ///
@@ -46,6 +46,17 @@ pub enum Error {
     VariadicCallback,
     /// libffi could not prepare a call interface for the signature.
     Libffi(String),
+    /// [`Options::abi`](crate::Options::abi) names a calling convention of
+    /// another instruction set than the host's (`host`: `None` where
+    /// jitcall emits no code for the host's).
+    AbiNotOnHost { abi: Abi, host: Option<Isa> },
+    /// A function of a calling convention the host's libffi does not have
+    /// (Apple's arm64 on Linux) could not take the JIT tier, for `why`:
+    /// no tier can call it.
+    NoCallPath { abi: Abi, why: Fallback },
+    /// A callback with [`Options::abi`](crate::Options::abi) set to another
+    /// convention than the host's: callbacks follow the host's C ABI.
+    CallbackAbi { abi: Abi },
     /// `dlopen` failed. The path is kept as a bounded excerpt, and
     /// `dlerror`'s message shows it so too.
     Open { path: Quoted, message: String },
@@ -89,6 +100,21 @@ impl fmt::Display for Error {
                  it needs at least one before it, and no more than there are"
             ),
             Error::Libffi(message) => write!(f, "libffi: {message}"),
+            Error::AbiNotOnHost {
+                abi,
+                host: Some(host),
+            } => write!(f, "the {abi} ABI is for {} hosts, not {host}", abi.isa()),
+            Error::AbiNotOnHost { abi, host: None } => write!(
+                f,
+                "the {abi} ABI is for {} hosts; jitcall emits no code for this one",
+                abi.isa()
+            ),
+            Error::NoCallPath { abi, why } => write!(
+                f,
+                "no call path for a function of the {abi} ABI: not on the JIT tier ({why}), \
+                 and this host's libffi lacks that ABI"
+            ),
+            Error::CallbackAbi { abi } => write!(f, "callbacks follow the host's C ABI, not {abi}"),
             Error::Open { path, message } => write!(f, "cannot open {path}: {message}"),
             Error::Symbol { name, message } => write!(f, "no symbol {name}: {message}"),
         }

@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use libffi::middle::{Cif, Type as FfiType};
 
 use crate::value::widen;
-use crate::{BufferView, Error, Result, Signature, Type};
+use crate::{Abi, BufferView, Error, Fallback, Result, Signature, Type};
 
 /// A libffi call interface prepared for one signature.
 pub(crate) struct LibffiCall {
@@ -74,22 +74,69 @@ const fn slot_offset(ty: Type) -> usize {
     }
 }
 
+/// A libffi calling convention (`ffi_abi`).
+#[derive(Clone, Copy)]
+struct FfiAbi(libffi::middle::FfiAbi);
+
+impl Default for FfiAbi {
+    /// The host's C ABI.
+    fn default() -> FfiAbi {
+        FfiAbi(libffi::middle::ffi_abi_FFI_DEFAULT_ABI)
+    }
+}
+
+/// libffi's convention for `abi` (`None`: the host's), where libffi on this
+/// host has it: the host's C ABI, and Win64 on x86_64 Unix hosts (libffi's
+/// `FFI_WIN64`, which calls `ms_abi` functions). libffi builds Apple's
+/// arm64 rules only into Apple's own builds, so an AArch64 Linux host has
+/// no libffi for `Abi::AppleAarch64`.
+fn libffi_abi(abi: Option<Abi>) -> Option<FfiAbi> {
+    match abi {
+        None => Some(FfiAbi::default()),
+        Some(abi) if Some(abi) == Abi::host() => Some(FfiAbi::default()),
+        #[cfg(all(target_arch = "x86_64", unix))]
+        Some(Abi::Win64) => Some(FfiAbi(libffi::raw::ffi_abi_FFI_WIN64)),
+        Some(_) => None,
+    }
+}
+
 /// Arguments that fit here are marshalled without allocating.
 const INLINE_ARGS: usize = 16;
 
 impl LibffiCall {
-    /// Prepares the call interface for `sig`: `ffi_prep_cif_var` for a
-    /// variadic call shape, `ffi_prep_cif` otherwise.
+    /// Prepares the call interface for `sig` with the host's C ABI:
+    /// `ffi_prep_cif_var` for a variadic call shape, `ffi_prep_cif`
+    /// otherwise.
     ///
     /// # Errors
     ///
     /// [`Error::Libffi`] when libffi rejects the signature.
     pub(crate) fn new(sig: &Signature) -> Result<LibffiCall> {
+        LibffiCall::with_abi(sig, FfiAbi::default())
+    }
+
+    /// Prepares the call interface for `sig` with the calling convention
+    /// `abi` ([`Options::abi`](crate::Options::abi), `None` for the
+    /// host's).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoCallPath`] when libffi on this host has no such ABI
+    /// ([`libffi_abi`]); [`Error::Libffi`] when it rejects the signature.
+    pub(crate) fn for_abi(sig: &Signature, abi: Option<Abi>, why: Fallback) -> Result<LibffiCall> {
+        match (abi, libffi_abi(abi)) {
+            (_, Some(ffi)) => LibffiCall::with_abi(sig, ffi),
+            (Some(abi), None) => Err(Error::NoCallPath { abi, why }),
+            (None, None) => unreachable!("libffi has the host's C ABI"),
+        }
+    }
+
+    fn with_abi(sig: &Signature, ffi: FfiAbi) -> Result<LibffiCall> {
         let args = sig.args.iter().map(|&t| ffi_type(passed_as(t)));
         let ret = ffi_type(sig.ret);
         let cif = match sig.variadic {
-            Some(fixed) => Cif::try_new_variadic(args, fixed, ret),
-            None => Cif::try_new(args, ret),
+            Some(fixed) => Cif::try_new_variadic_with_abi(args, fixed, ret, ffi.0),
+            None => Cif::try_new_with_abi(args, ret, ffi.0),
         }
         .map_err(|e| Error::Libffi(format!("{e:?}")))?;
         Ok(LibffiCall {

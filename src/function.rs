@@ -18,6 +18,8 @@ use crate::receiver::ThunkReceiver;
 use crate::register_file::RegisterFileCall;
 use crate::shapes;
 use crate::value::{StructValue, Value};
+#[cfg(all(target_arch = "x86_64", unix))]
+use crate::win64::Win64Path;
 use crate::{
     classify, Abi, Entry, Error, Ineligible, Limits, Plan, Result, Signature, Source, Type,
 };
@@ -103,28 +105,55 @@ enum Decision {
 }
 
 /// The decision for one binding: `own` when it gets a trampoline of its
-/// own should the JIT be available.
+/// own should the JIT be available. A function of another convention than
+/// the host's ([`Options::abi`]) always does, and has no compiled-in tier:
+/// it goes to libffi instead.
 fn decide(sig: &Signature, options: &Options, own: bool) -> Decision {
     if options.force_libffi {
         return Decision::Libffi(Fallback::Forced);
     }
-    let Some(abi) = Abi::host() else {
+    let Some(abi) = options.abi.or(Abi::host()) else {
         return Decision::Libffi(Fallback::JitUnavailable(JitUnavailable::UnsupportedAbi));
     };
+    if Some(abi.isa()) != Abi::host().map(Abi::isa) {
+        return Decision::Libffi(Fallback::JitUnavailable(JitUnavailable::UnsupportedAbi));
+    }
     let plan = match classify(sig, abi, Entry::Packed, &options.limits) {
         Ok(plan) => plan,
         Err(rule) => return Decision::Libffi(Fallback::Ineligible(rule)),
     };
+    let native = Some(abi) == Abi::host();
+    let without_jit = |why| {
+        if native {
+            Decision::CompiledIn(plan.clone(), why)
+        } else {
+            Decision::Libffi(why)
+        }
+    };
     if options.avoid_jit {
-        return Decision::CompiledIn(plan, Fallback::Forced);
+        return without_jit(Fallback::Forced);
     }
     if double_mapped(options) {
         return Decision::Own(plan);
     }
-    match (jit_status(), own) {
-        (Err(why), _) => Decision::CompiledIn(plan, Fallback::JitUnavailable(why)),
+    match (jit_status(), own || !native) {
+        (Err(why), _) => without_jit(Fallback::JitUnavailable(why)),
         (Ok(()), true) => Decision::Own(plan),
         (Ok(()), false) => Decision::Shared(plan),
+    }
+}
+
+/// Whether the host runs code of `options`' ABI: `None` or a convention
+/// of the host's instruction set.
+///
+/// # Errors
+///
+/// [`Error::AbiNotOnHost`] for a convention of another instruction set.
+pub(crate) fn check_abi(options: &Options) -> Result<()> {
+    let host = Abi::host().map(Abi::isa);
+    match options.abi {
+        Some(abi) if Some(abi.isa()) != host => Err(Error::AbiNotOnHost { abi, host }),
+        _ => Ok(()),
     }
 }
 
@@ -165,6 +194,36 @@ fn value_path(ret: Type, value: Option<u64>, packed: Option<PackedFn>) -> Path {
             fix,
         ),
     }
+}
+
+/// The path of a function on the JIT tier, its packed entry at `packed`
+/// and its value entry, if any, at `value`: trampolines of the binding's
+/// `abi`.
+fn own_path(ret: Type, abi: Option<Abi>, packed: u64, value: Option<u64>) -> Path {
+    #[cfg(all(target_arch = "x86_64", unix))]
+    if abi == Some(Abi::Win64) {
+        // SAFETY: both are Win64 trampolines of this signature in the
+        // executable block the function keeps.
+        return Path::Win64(unsafe { Win64Path::new(ret, packed, value) });
+    }
+    // Apple's arm64 and AAPCS64 pass the entries' parameters and returns
+    // alike: the same function types serve both.
+    debug_assert_eq!(abi.map(Abi::isa), Abi::host().map(Abi::isa));
+    // SAFETY: `packed` is the start of a packed-entry trampoline in the
+    // executable block the function keeps.
+    let entry = unsafe { std::mem::transmute::<u64, PackedFn>(packed) };
+    value_path(ret, value, Some(entry))
+}
+
+/// The closed-call handler a guarded trampoline of `abi` calls, a function
+/// of that convention.
+fn on_closed_handler(abi: Option<Abi>) -> u64 {
+    #[cfg(all(target_arch = "x86_64", unix))]
+    if abi == Some(Abi::Win64) {
+        return crate::win64::on_closed_call_win64 as *const () as u64;
+    }
+    let _ = abi;
+    on_closed_call as *const () as u64
 }
 
 /// Whether a receiver plan leaves every argument where it arrives and
@@ -273,6 +332,22 @@ pub struct Options {
     /// every binding of the process, for operators. [`Options::avoid_jit`]
     /// and `JITCALL_DISABLE_JIT` take precedence.
     pub double_map: bool,
+    /// The calling convention of the targets; `None` is the host's C ABI.
+    /// Another convention of the host's instruction set binds targets that
+    /// use it: [`Abi::Win64`] on x86_64 hosts (functions compiled with
+    /// GCC's or Clang's `ms_abi`, Rust's `extern "win64"`),
+    /// [`Abi::AppleAarch64`] on AArch64 hosts. The trampolines then follow
+    /// it on both sides: [`jit_entry`](Function::jit_entry) and
+    /// [`receiver_entry`](Function::receiver_entry) are functions of that
+    /// convention, while [`call_packed`](Function::call_packed) and
+    /// [`call`](Function::call) keep their contract.
+    ///
+    /// Such a function always gets trampolines of its own
+    /// ([`Tier::Jit`]); the compiled-in tiers hold the host's convention
+    /// only, so without the JIT it goes to libffi where libffi has the
+    /// convention (Win64), and cannot be bound where it does not
+    /// ([`Error::NoCallPath`]: Apple's arm64 on Linux).
+    pub abi: Option<Abi>,
 }
 
 /// How a [`Function::receiver_entry`] is made.
@@ -310,6 +385,9 @@ enum Path {
     Baked(ShapeFn, ReturnFix),
     RegisterFile(Box<RegisterFileCall>),
     Libffi(LibffiCall),
+    /// A Win64 function's own trampolines ([`Options::abi`]).
+    #[cfg(all(target_arch = "x86_64", unix))]
+    Win64(Win64Path),
     /// Another path, with `errno` captured right after the target returns
     /// ([`Options::capture_errno`]).
     CapturingErrno(Box<Path>),
@@ -351,8 +429,9 @@ pub struct Function {
     target: *const c_void,
     sig: Signature,
     receiver: Option<*const c_void>,
-    /// The packed entry, on the JIT tier.
-    packed: Option<PackedFn>,
+    /// The packed entry, on the JIT tier: a [`PackedFn`], or a Win64
+    /// function of the same parameters for a Win64 binding.
+    packed: Option<*const c_void>,
     /// The shape's shared stub, on the shared tier.
     shape: Option<ShapeFn>,
     /// What the receiver entry is made of on the baked tier.
@@ -398,8 +477,9 @@ impl Function {
     ///
     /// # Safety
     ///
-    /// `target` must be the address of a function with the C calling
-    /// convention and exactly this signature, and must stay valid for as
+    /// `target` must be the address of a function with the host's C calling
+    /// convention (or the one [`Options::abi`] names) and exactly this
+    /// signature, and must stay valid for as
     /// long as the returned `Function` (and any entry point taken from it)
     /// is used.
     ///
@@ -422,7 +502,10 @@ impl Function {
     ///
     /// # Errors
     ///
-    /// As for [`Function::new`].
+    /// As for [`Function::new`]; with [`Options::abi`] set,
+    /// [`Error::AbiNotOnHost`] for a convention of another instruction set,
+    /// and [`Error::NoCallPath`] when the function cannot take the JIT tier
+    /// and libffi lacks its convention.
     pub unsafe fn with_options(
         target: *const c_void,
         sig: &Signature,
@@ -486,11 +569,13 @@ impl Function {
         self.target
     }
 
-    /// The packed-entry trampoline, a [`PackedFn`], on the JIT tier.
+    /// The packed-entry trampoline, a [`PackedFn`], on the JIT tier: a
+    /// function of the binding's convention ([`Options::abi`]; for
+    /// [`Abi::Win64`], `unsafe extern "win64" fn(*const u64, *mut u64)`).
     ///
     /// Valid while this `Function` lives.
     pub fn jit_entry(&self) -> Option<*const c_void> {
-        self.packed.map(|entry| entry as *const c_void)
+        self.packed
     }
 
     /// The shared stub this function's calls go through, on
@@ -529,8 +614,8 @@ impl Function {
     /// static thunks; [`receiver_kind`](Self::receiver_kind) says which).
     /// Valid while this `Function` lives.
     ///
-    /// It is a function of the native C ABI taking a receiver first, which
-    /// it ignores, then the signature's arguments, and returning its return
+    /// It is a function of the native C ABI (or of the convention
+    /// [`Options::abi`] names) taking a receiver first, which it ignores, then the signature's arguments, and returning its return
     /// type. Cast it to the `extern "C" fn` type that matches:
     ///
     /// | signature type | the caller passes | the caller gets back |
@@ -729,6 +814,9 @@ impl Function {
                 // library's closed byte themselves.
                 return unsafe { self.call_packed_jit(path, args, ret) };
             }
+            // SAFETY: as above, the trampolines Win64 functions.
+            #[cfg(all(target_arch = "x86_64", unix))]
+            Path::Win64(win64) => return unsafe { win64.call(self.target, args, ret) },
             _ => {}
         }
         if self.library_closed() {
@@ -750,6 +838,8 @@ impl Function {
             Path::Jit(_) | Path::Value(..) | Path::ValueFloat(..) | Path::ValueVoid(_) => {
                 unreachable!("taken above")
             }
+            #[cfg(all(target_arch = "x86_64", unix))]
+            Path::Win64(_) => unreachable!("taken above"),
             Path::CapturingErrno(_) => unreachable!("paths capture errno once, outermost"),
         }
     }
@@ -859,12 +949,15 @@ pub(crate) fn bind_batch(
     options: &Options,
     library: Option<&Arc<LibraryState>>,
 ) -> Result<Vec<Function>> {
+    check_abi(options)?;
     for b in bindings {
         if b.target.is_null() {
             return Err(Error::NullTarget);
         }
         check_bindable(b.sig)?;
     }
+    let abi = options.abi.or(Abi::host());
+    let native = abi == Abi::host();
     let own = bindings.len() > 1 || options.receiver_entry || options.specialise;
     let mut decisions: Vec<Decision> = bindings
         .iter()
@@ -930,7 +1023,7 @@ pub(crate) fn bind_batch(
     // Functions bound from a library check its closed byte at entry.
     let guard = library.map(|state| Guard {
         cell: state.cell(),
-        on_closed: on_closed_call as *const () as u64,
+        on_closed: on_closed_handler(abi),
     });
     let mut entries = Vec::with_capacity(pieces.len());
     let code = if pieces.is_empty() {
@@ -964,12 +1057,12 @@ pub(crate) fn bind_batch(
         match block {
             Ok(block) => Some(Arc::new(block)),
             Err(refused) => {
+                let why = Fallback::MemoryRefused(refused);
                 for decision in &mut decisions {
                     let own = std::mem::replace(decision, Decision::Libffi(Fallback::Forced));
                     *decision = match own {
-                        Decision::Own(plan) => {
-                            Decision::CompiledIn(plan, Fallback::MemoryRefused(refused))
-                        }
+                        Decision::Own(plan) if native => Decision::CompiledIn(plan, why),
+                        Decision::Own(_) => Decision::Libffi(why),
                         other => other,
                     };
                 }
@@ -995,12 +1088,9 @@ pub(crate) fn bind_batch(
                 Decision::Own(_) => {
                     let entry = entries.next().expect("one entry per placed plan");
                     mapping = code.clone();
-                    // SAFETY: `entry` is the start of a packed-entry
-                    // trampoline in the executable block kept by `code`.
-                    let entry = unsafe { std::mem::transmute::<u64, PackedFn>(entry) };
-                    packed = Some(entry);
+                    packed = Some(entry as *const c_void);
                     let value = value.map(|_| entries.next().expect("one entry per placed plan"));
-                    (value_path(b.sig.ret, value, Some(entry)), Tier::Jit)
+                    (own_path(b.sig.ret, abi, entry, value), Tier::Jit)
                 }
                 Decision::Shared(plan) => match shapes::stubs(&plan) {
                     Ok(stubs) => {
@@ -1023,7 +1113,10 @@ pub(crate) fn bind_batch(
                     compiled_in_plan = Some(plan.clone());
                     compiled_in(b.sig, plan, why)?
                 }
-                Decision::Libffi(why) => (Path::Libffi(LibffiCall::new(b.sig)?), Tier::Libffi(why)),
+                Decision::Libffi(why) => (
+                    Path::Libffi(LibffiCall::for_abi(b.sig, options.abi, why)?),
+                    Tier::Libffi(why),
+                ),
             };
             let mut receiver = receiver
                 .map(|_| entries.next().expect("one entry per placed plan") as *const c_void);

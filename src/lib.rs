@@ -96,17 +96,22 @@ mod register_file;
 mod shapes;
 mod thunks;
 mod value;
+#[cfg(all(target_arch = "x86_64", unix))]
+mod win64;
 
 pub use errno::last_errno;
 pub use error::{Error, Result};
 pub use function::{Fallback, Function, Options, PackedFn, ReceiverKind, Tier};
 pub use jitcall_emitters::{
-    classify, emit, emit_bound, node_gp_cap, Abi, Arg, BufferView, Entry, Guard, Ineligible,
-    Limits, Loc, ParseError, ParseErrorKind, Passing, Placement, Plan, Position, Quoted, Registers,
-    RetPiece, ReturnPass, ShapeFn, Signature, Source, StructType, Target, Type,
+    classify, emit, emit_bound, node_gp_cap, Abi, AbiSpec, Arg, BufferView, Counting, Entry, Guard,
+    Ineligible, Isa, Limits, Loc, MemoryReturn, ParseError, ParseErrorKind, Passing, Placement,
+    Plan, Position, Quoted, Registers, RetPiece, ReturnPass, ShapeFn, Signature, Source, StackSlot,
+    StructRules, StructType, Target, Type, Varargs,
 };
 pub use jitcall_emitters::{FloatValueFn, ValueFn};
 pub use library::Library;
 pub use memory::MemoryRefused;
 pub use probe::{double_map_status, jit_available, jit_status, JitUnavailable};
 pub use value::{StructValue, Value};
+#[cfg(all(target_arch = "x86_64", unix))]
+pub use win64::PackedWin64Fn;

@@ -296,7 +296,8 @@ impl Library {
     /// # Safety
     ///
     /// As for [`Function::new`]: `target` must be a function of exactly
-    /// this signature, with the C calling convention. It must belong to
+    /// this signature, with the host's C calling convention or the one
+    /// `options.abi` names. It must belong to
     /// this library (or stay valid as long as it does).
     ///
     /// # Errors

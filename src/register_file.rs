@@ -11,7 +11,7 @@ use jitcall_emitters::register_file::{RegisterFile, RegisterFileFn, ReturnRegist
 use jitcall_emitters::RetPiece;
 
 use crate::value::widen;
-use crate::{Abi, BufferView, Limits, Loc, Plan, ReturnPass, Source, Type};
+use crate::{BufferView, Limits, Loc, MemoryReturn, Plan, ReturnPass, Source, Type, Varargs};
 
 /// Stack words the largest plan needs: [`Limits::EMITTER_MAX_STACK`] bytes.
 const MAX_STACK_WORDS: usize = Limits::EMITTER_MAX_STACK as usize / 8;
@@ -204,18 +204,20 @@ impl RegisterFileCall {
             (ReturnPass::Pieces(pieces), _) => Finish::Pieces(pieces.clone().into()),
             (ReturnPass::Memory, _) => Finish::Memory,
         };
-        let return_address = match (plan.abi, &plan.ret_pass) {
-            (Abi::SysV64, ReturnPass::Memory) => Some(ReturnAddress::FirstGp),
-            (Abi::Aapcs64, ReturnPass::Memory) => Some(ReturnAddress::Extra),
+        let spec = plan.abi.spec();
+        debug_assert!(spec.hosted, "the register file serves the host's ABI");
+        let return_address = match (spec.memory_return, &plan.ret_pass) {
+            (MemoryReturn::FirstArgument, ReturnPass::Memory) => Some(ReturnAddress::FirstGp),
+            (MemoryReturn::X8, ReturnPass::Memory) => Some(ReturnAddress::Extra),
             _ => None,
         };
-        let vector_count = match plan.abi {
-            Abi::SysV64 => plan
+        let vector_count = match spec.varargs {
+            Varargs::AlHoldsVectorCount => plan
                 .args
                 .iter()
                 .filter(|arg| matches!(arg.to, Loc::Fp(_)))
                 .count() as u64,
-            Abi::Aapcs64 => 0,
+            _ => 0,
         };
         RegisterFileCall {
             stub,

@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use jitcall::{classify, emit, Abi, Entry, Guard, Limits, Options, Placement, Signature, Tier};
+use jitcall::{
+    classify, emit, Abi, Entry, Guard, Isa, Limits, Options, Placement, Signature, Tier,
+};
 use jitcall_emitters::baked::{self, RawReturn};
 use jitcall_emitters::disasm::disassemble;
 use jitcall_emitters::register_file;
@@ -52,6 +54,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         );
     }
     for abi in Abi::ALL {
+        if !abi.spec().hosted {
+            let _ = writeln!(
+                out,
+                "\n{abi}: {}; no compiled-in code (shared or baked stubs, static thunks) for it",
+                foreign_note(abi)
+            );
+        }
         for entry in Entry::ALL {
             out.push('\n');
             let node = match classify(&sig, abi, entry, &Limits::node()) {
@@ -73,6 +82,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     );
                     listing(&mut out, abi, &code, BASE);
                     match entry {
+                        _ if !abi.spec().hosted => {}
                         Entry::Packed => compiled_ahead(&mut out, &sig, &plan, abi),
                         Entry::Receiver => receiver_ahead(&mut out, &sig, abi),
                         // call_packed's own entry: nothing made ahead.
@@ -94,6 +104,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
             Err(format!("cannot write the explanation: {e}"))
         }
         _ => Ok(()),
+    }
+}
+
+/// How functions of an ABI jitcall does not run on are bound.
+fn foreign_note(abi: Abi) -> &'static str {
+    match abi.isa() {
+        Isa::X86_64 => {
+            "bound on x86_64 hosts with `Options { abi: Some(Abi::Win64), .. }` \
+             (ms_abi / extern \"win64\" targets)"
+        }
+        Isa::Aarch64 => {
+            "emitted for AArch64 hosts with `Options { abi: Some(Abi::AppleAarch64), .. }` \
+             (Apple's layout)"
+        }
     }
 }
 
@@ -157,9 +181,9 @@ fn tiers(out: &mut String, sig: &Signature) {
 /// The receiver entry's code on the baked tier: a static thunk jumps to
 /// the shape's baked receiver stub, or to the generic one.
 fn receiver_ahead(out: &mut String, sig: &Signature, abi: Abi) {
-    let register = match abi {
-        Abi::SysV64 => "r11",
-        Abi::Aapcs64 => "x16",
+    let register = match abi.isa() {
+        Isa::X86_64 => "r11",
+        Isa::Aarch64 => "x16",
     };
     match baked::receiver_key(sig, abi) {
         Some(key) => {
@@ -215,7 +239,7 @@ fn compiled_ahead(out: &mut String, sig: &Signature, plan: &jitcall::Plan, abi: 
             listing(out, abi, &code, 0);
         }
         None => {
-            let code = register_file::emit(abi);
+            let code = register_file::emit(abi).expect("a hosted ABI has a register-file stub");
             let _ = writeln!(
                 out,
                 "  baked: no stub of its own; the moves above fill a register file per call, \
