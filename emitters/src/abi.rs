@@ -83,7 +83,7 @@ pub enum StackSlot {
     /// An 8-byte slot each.
     Eight,
     /// Its own size, at its own alignment (Apple: two `char`s after eight
-    /// GP arguments sit at [sp] and [sp + 1]).
+    /// GP arguments sit at `[sp]` and `[sp + 1]`).
     Natural,
 }
 
@@ -303,6 +303,19 @@ impl Abi {
         self.spec().isa
     }
 
+    /// The type C's plain `char` is in this convention: `i8` where `char`
+    /// is signed (x86_64, Apple's arm64), `u8` where it is not (AAPCS64 on
+    /// Linux). The `char` of a signature is the host's
+    /// ([`Type::C_CHAR`](crate::Type::C_CHAR)); a runtime binding a target
+    /// of another convention maps its `char` with this.
+    pub const fn c_char(self) -> crate::Type {
+        if self.spec().char_signed {
+            crate::Type::I8
+        } else {
+            crate::Type::U8
+        }
+    }
+
     /// General-purpose argument registers (Win64: register positions).
     pub const fn gp_regs(self) -> usize {
         self.spec().gp_args.len()
@@ -416,6 +429,16 @@ mod tests {
         );
         assert_eq!(apple.reserved, &[18]);
         assert_eq!(apple.stack_slot, StackSlot::Natural);
+    }
+
+    #[test]
+    fn the_hosts_char_is_its_abis() {
+        if let Some(abi) = Abi::host() {
+            assert_eq!(abi.c_char(), crate::Type::C_CHAR, "{abi}");
+        }
+        let signed: Vec<_> = Abi::ALL.iter().map(|abi| abi.c_char()).collect();
+        use crate::Type::{I8, U8};
+        assert_eq!(signed, [I8, I8, U8, I8], "{:?}", Abi::ALL);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! AArch64 AAPCS64 trampolines, as Linux uses the ABI (not Apple's arm64
-//! variant, which packs stack arguments at their natural size).
+//! AArch64 trampolines: AAPCS64 as Linux uses it, and Apple's arm64 as a
+//! table of differences ([`AbiSpec`](crate::AbiSpec); see "Apple arm64"
+//! below).
 //!
 //! [`emit`] turns a classified [`Plan`] into the code of one trampoline.
 //! The code is position-independent: it reaches the target through its
@@ -84,6 +85,25 @@
 //! `load_arguments`. A callback's reverse trampoline, which C calls and
 //! which calls a handler, is in `callback.rs` ([`emit_callback`]), with
 //! its own register table and frame diagram.
+//!
+//! # Apple arm64
+//!
+//! The same code, with the [`AbiSpec`](crate::AbiSpec) of
+//! [`Abi::AppleAarch64`](crate::Abi::AppleAarch64) deciding these
+//! differences (Apple's "Writing ARM64 code for Apple platforms"):
+//!
+//! | | AAPCS64 (Linux) | Apple arm64 |
+//! |---|---|---|
+//! | stack arguments | 8-byte slots | natural size and alignment (`i8` at +0, `i16` at +2, `i32` at +4 …); an HFA at its members' alignment |
+//! | 8- and 16-bit arguments | upper bits unspecified | the caller extends them to 32 bits (the trampolines always do) |
+//! | variadic arguments | as fixed ones | all on the stack in 8-byte slots |
+//! | x18 | a temporary | reserved: never named by a trampoline |
+//! | `char` | unsigned | signed |
+//!
+//! A stack argument is stored at its own size (`strb`, `strh`, `str w`)
+//! where Apple packs it. A receiver entry's caller passes narrow integers
+//! as 32-bit ones, so they arrive in 4-byte slots and leave at their own
+//! size. The frames are those of AAPCS64.
 
 // dynasm's expansion passes every dynamic register through `.into()` to a
 // `u8`, and our register numbers already are `u8`s.

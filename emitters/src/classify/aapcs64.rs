@@ -20,9 +20,9 @@
 //! Apple's arm64 differs in two places here (its scalar differences are in
 //! the assigner): an HFA that goes on the stack takes exactly its size at
 //! its members' alignment, not 8-byte-rounded space at 8 (LLVM's DarwinPCS
-//! places `[8 x float], [1 x float], [2 x float]` at [sp] and [sp + 4],
-//! AAPCS64 at [sp] and [sp + 8]); and a variadic struct goes on the stack
-//! whatever registers are free ([`variadic_struct_arg`]).
+//! places `[8 x float], [1 x float], [2 x float]` at `[sp]` and `[sp + 4]`,
+//! AAPCS64 at `[sp]` and `[sp + 8]`); and a variadic struct goes on the stack
+//! whatever registers are free (`variadic_struct_arg`).
 
 use super::{pieces, Arg, Assigner, Loc, Passing, RetPiece, ReturnPass, Source, StructArg};
 use crate::abi::StackSlot;

@@ -442,7 +442,7 @@ const fn canonical_ret(ty: Type) -> Type {
 
 impl Plan {
     /// The plan's shape: the same plan with each type replaced by the one
-    /// whose code stands for it ([`canonical_arg`], [`canonical_ret`]), so
+    /// whose code stands for it (`canonical_arg`, `canonical_ret`), so
     /// that every signature whose trampoline is the same code has the same
     /// shape, `(u64) -> i64` and `(pointer) -> pointer` alike. A shape stub
     /// ([`Target::Argument`](crate::Target::Argument)) is emitted once per

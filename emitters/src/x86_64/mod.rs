@@ -1,6 +1,7 @@
-//! x86_64 System V trampolines.
+//! x86_64 trampolines: System V, and Win64 as a table of differences
+//! ([`AbiSpec`]; see "Win64" below).
 //!
-//! Registers, as the trampolines use them:
+//! Registers, as the System V trampolines use them:
 //!
 //! | register            | packed entry                   | receiver entry               |
 //! |---------------------|--------------------------------|------------------------------|
@@ -83,6 +84,42 @@
 //! `load_arguments`. A callback's reverse trampoline, which C calls and
 //! which calls a handler, is in `callback.rs` ([`emit_callback`]), with
 //! its own register table and frame diagram.
+//!
+//! # Win64
+//!
+//! The same code, with the [`AbiSpec`] of
+//! [`Abi::Win64`](crate::Abi::Win64) deciding these differences:
+//!
+//! | | System V | Win64 |
+//! |---|---|---|
+//! | argument registers | rdi rsi rdx rcx r8 r9 and xmm0–7, counted per class | rcx/xmm0, rdx/xmm1, r8/xmm2, r9/xmm3 by position |
+//! | the entries' own arguments | `args`, `ret` (, target) in rdi, rsi (, rdx) | in rcx, rdx (, r8); the receiver in rcx |
+//! | above the return address at a call | the stack arguments | 32 bytes of shadow space the callee owns, then the stack arguments |
+//! | `al` | the vector-register count | not set |
+//! | variadic floats | in xmm only | also in the GP register of their position |
+//! | callee-saved, besides rbx rbp r12–r15 | — | rsi, rdi, xmm6–15: never named by a trampoline |
+//! | struct returns in memory | hidden pointer in rdi | hidden pointer in rcx |
+//!
+//! Packed entry frame on Win64 (`F` = 32 bytes of shadow space plus the
+//! target's stack arguments, rounded so that rsp is 16-byte aligned at the
+//! call):
+//!
+//! ```text
+//!           +------------------+
+//!           | return address   |  rsp+F+8
+//!           +------------------+
+//!           | saved rbx        |  rsp+F     `ret` lives in rbx across the call
+//!           +------------------+
+//!           | …                |
+//!           | stack arg 0      |  rsp+32    (the plan's [out+0])
+//!           +------------------+
+//!           | shadow space     |  rsp+0..32 the target may overwrite it
+//!   rsp ->  +------------------+            16-byte aligned at the call
+//! ```
+//!
+//! The receiver entry's caller has left its own shadow space and stack
+//! arguments above the return address, so the tail-calling receiver moves
+//! arguments within them exactly as on System V, 32 bytes higher.
 
 // dynasm! expands dynamic register operands to `.into()` calls, which are
 // identity conversions for the `u8` register numbers used here.
