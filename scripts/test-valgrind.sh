@@ -4,7 +4,8 @@
 # generated suites, the callback tests, the closed-library tests, the
 # struct and variadic tests and their generated suite, and
 # the memory and stress tests (whose W^X audits say they cannot run there:
-# valgrind's own translation cache is writable and executable).
+# valgrind's own translation cache is writable and executable), and the
+# Win64 suite (the generated suites run in Win64 too).
 #
 # --smc-check=all makes valgrind treat every executed page as code that may
 # have been written since it was translated, which is what a JIT's pages
@@ -51,6 +52,6 @@ echo "$runner_var=${!runner_var}"
 export JITCALL_STRESS_FUNCTIONS=2000
 
 run cargo test -p jitcall --lib --test differential --test abi --test generated --test close --test callbacks \
-    --test structs --test generated_structs --test memory --test stress
+    --test structs --test generated_structs --test memory --test stress --test win64
 
 echo "== valgrind found no errors in ${SECONDS}s"

@@ -5,7 +5,7 @@
 use std::ffi::c_void;
 
 use jitcall::{Function, Options, Signature, Tier, Type};
-use jitcall_fixtures::{c, many_arg_shapes};
+use jitcall_fixtures::{c, frame_shapes, many_arg_shapes};
 
 mod tiers;
 
@@ -14,22 +14,6 @@ fn options() -> Options {
         receiver_entry: true,
         ..Options::default()
     }
-}
-
-/// Signatures with 0 to 16 arguments of both classes, so that the
-/// trampolines' frames take every size they can.
-fn frame_shapes() -> Vec<Signature> {
-    let mut sigs = Vec::new();
-    for n in 0..=16 {
-        for ty in [Type::I64, Type::F64, Type::I8] {
-            sigs.push(Signature::new(vec![ty; n], Type::U64));
-        }
-        let mixed: Vec<Type> = (0..n)
-            .map(|i| if i % 3 == 0 { Type::F32 } else { Type::U16 })
-            .collect();
-        sigs.push(Signature::new(mixed, Type::U64));
-    }
-    sigs
 }
 
 #[test]

@@ -8,17 +8,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use jitcall::{classify, Abi, Entry, Function, Options, Signature, Tier};
+use jitcall::{Abi, Function, Options};
 use jitcall_fixtures::{
     agrees_on_every_vector, generated_cases, receiver_agrees_on_every_vector, Callee,
 };
 
 mod tiers;
-
-fn receiver_eligible(sig: &Signature, options: &Options) -> bool {
-    tiers::expected(sig, options, true) == Tier::Jit
-        && classify(sig, Abi::host().unwrap(), Entry::Receiver, &options.limits).is_ok()
-}
 
 #[test]
 fn generated_c_is_what_the_generator_writes() {
@@ -57,6 +52,30 @@ fn every_generated_signature_agrees_with_its_c_oracle_on_every_tier() {
         receiver_entry: true,
         ..Options::default()
     };
+    agree_on_every_tier(&cases, options);
+}
+
+/// The generated signatures again, bound in the Win64 convention to
+/// `ms_abi` twins of the callees: on every tier the same results as the
+/// oracle, which calls the twin directly, and receiver entries called as
+/// `extern "win64"` functions.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn every_generated_signature_agrees_in_the_win64_convention() {
+    let cases = jitcall_fixtures::generated_win64_cases();
+    assert_eq!(cases.len(), generated_cases().len());
+    let options = Options {
+        receiver_entry: true,
+        abi: Some(Abi::Win64),
+        ..Options::default()
+    };
+    agree_on_every_tier(&cases, options);
+}
+
+/// Binds every case in one batch and alone on every tier with `options`,
+/// checks each tier is the documented one, and that every packed call and
+/// receiver-entry call returns what the case's oracle returns.
+fn agree_on_every_tier<C: Callee>(cases: &[C], options: Options) {
     // The JIT functions in one batch: one mapping holds every trampoline.
     let items: Vec<_> = cases.iter().map(|c| (c.target(), c.signature())).collect();
     // SAFETY: each generated callee has exactly its table signature.
@@ -99,7 +118,7 @@ fn every_generated_signature_agrees_with_its_c_oracle_on_every_tier() {
         }
         assert_eq!(
             f.receiver_entry().is_some(),
-            receiver_eligible(sig, &options),
+            tiers::has_receiver(f, &options),
             "{}: receiver entry exactly when eligible",
             case.name()
         );
@@ -110,8 +129,9 @@ fn every_generated_signature_agrees_with_its_c_oracle_on_every_tier() {
         }
     }
     println!(
-        "{} generated signatures ({tally}; {receivers} with a receiver entry), \
+        "{} generated signatures in {} ({tally}; {receivers} with a receiver entry), \
          up to {vectors} argument vectors each: {calls} calls agreed with the C oracle",
-        cases.len()
+        cases.len(),
+        tiers::abi_of(&options).map_or("no ABI", Abi::name),
     );
 }

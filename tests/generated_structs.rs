@@ -125,9 +125,32 @@ fn check_case(case: &StructCase, sig: &Signature, f: &Function, vectors: usize) 
 fn every_generated_struct_and_variadic_signature_agrees_with_its_c_oracle() {
     let cases = struct_cases();
     assert!(cases.len() >= 380, "{} cases", cases.len());
+    agree_on_every_tier(&cases, Options::default());
+}
+
+/// The generated signatures again, bound in the Win64 convention to
+/// `ms_abi` twins of the callees: structs of 1, 2, 4 and 8 bytes in a
+/// register and the others by reference, struct returns through the hidden
+/// pointer, and variadic floats also in the GP register of their position.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn every_generated_struct_and_variadic_signature_agrees_in_the_win64_convention() {
+    let cases = jitcall_fixtures::generated_struct_win64_cases();
+    assert_eq!(cases.len(), struct_cases().len());
+    let options = Options {
+        abi: Some(jitcall::Abi::Win64),
+        ..Options::default()
+    };
+    agree_on_every_tier(&cases, options);
+}
+
+/// Binds every case alone on every tier with `options`, checks each tier
+/// is the documented one, and that every call returns what the case's
+/// oracle returns.
+fn agree_on_every_tier(cases: &[StructCase], base: Options) {
     let (mut calls, mut tally, mut variadic) = (0, tiers::Tally::default(), 0);
-    let runs = tiers::each(Options::default());
-    for case in &cases {
+    let runs = tiers::each(base);
+    for case in cases {
         let sig = Signature::parse(case.signature_text())
             .unwrap_or_else(|e| panic!("{}: {e}", case.signature_text()));
         assert_eq!(sig.to_string(), case.signature_text(), "canonical text");
@@ -148,8 +171,9 @@ fn every_generated_struct_and_variadic_signature_agrees_with_its_c_oracle() {
         }
     }
     println!(
-        "{} generated signatures ({variadic} variadic; bindings: {tally}): \
+        "{} generated signatures in {} ({variadic} variadic; bindings: {tally}): \
          {calls} calls agreed with the C oracle",
-        cases.len()
+        cases.len(),
+        tiers::abi_of(&base).map_or("no ABI", jitcall::Abi::name),
     );
 }

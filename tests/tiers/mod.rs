@@ -102,28 +102,44 @@ pub fn check_baked_stub(f: &Function) {
     }
 }
 
+/// The ABI a binding with `options` follows: the one asked for, else the
+/// host's.
+pub fn abi_of(options: &Options) -> Option<Abi> {
+    options.abi.or(Abi::host())
+}
+
 /// The tier a binding of `sig` with `options` must be on, bound alone or
-/// (`batch`) among others.
+/// (`batch`) among others. A binding of another convention than the host's
+/// (Win64 on an x86_64 host) always has a trampoline of its own, and no
+/// compiled-in tier: without JIT memory it runs on libffi.
 pub fn expected(sig: &Signature, options: &Options, batch: bool) -> Tier {
     if options.force_libffi {
         return Tier::Libffi(Fallback::Forced);
     }
-    let Some(abi) = Abi::host() else {
+    let Some(abi) = abi_of(options) else {
         return Tier::Libffi(Fallback::JitUnavailable(JitUnavailable::UnsupportedAbi));
     };
     if let Err(rule) = classify(sig, abi, Entry::Packed, &options.limits) {
         return Tier::Libffi(Fallback::Ineligible(rule));
     }
+    let native = Some(abi) == Abi::host();
+    let without_jit = |why| {
+        if native {
+            compiled_in(sig, why)
+        } else {
+            Tier::Libffi(why)
+        }
+    };
     if options.avoid_jit {
-        return compiled_in(sig, Fallback::Forced);
+        return without_jit(Fallback::Forced);
     }
     if (options.double_map || double_map_by_env()) && jitcall::double_map_status().is_ok() {
         return Tier::Jit;
     }
     if let Err(why) = jitcall::jit_status() {
-        return compiled_in(sig, Fallback::JitUnavailable(why));
+        return without_jit(Fallback::JitUnavailable(why));
     }
-    if batch || options.specialise || options.receiver_entry {
+    if batch || options.specialise || options.receiver_entry || !native {
         Tier::Jit
     } else {
         Tier::Shared
@@ -134,7 +150,7 @@ pub fn expected(sig: &Signature, options: &Options, batch: bool) -> Tier {
 /// for, eligible for one, and on the JIT tier (a trampoline) or the baked
 /// tier (a static thunk), where the host has static thunks.
 pub fn has_receiver(f: &Function, options: &Options) -> bool {
-    let eligible = Abi::host()
+    let eligible = abi_of(options)
         .is_some_and(|abi| classify(f.signature(), abi, Entry::Receiver, &options.limits).is_ok());
     options.receiver_entry && eligible && matches!(f.tier(), Tier::Jit | Tier::Baked(_))
 }
