@@ -347,6 +347,31 @@ pub struct Options {
     /// only, so without the JIT it goes to libffi where libffi has the
     /// convention (Win64), and cannot be bound where it does not
     /// ([`Error::NoCallPath`]: Apple's arm64 on Linux).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(target_arch = "x86_64")]
+    /// # fn main() {
+    /// use jitcall::{Abi, Function, Options, Signature};
+    ///
+    /// extern "win64" fn weigh(a: i32, b: f64, c: i8, d: f32, e: i64) -> f64 {
+    ///     f64::from(a) + 2.0 * b + 3.0 * f64::from(c) + 4.0 * f64::from(d) + 5.0 * e as f64
+    /// }
+    ///
+    /// let sig: Signature = "(i32, f64, i8, f32, i64) -> f64".parse().unwrap();
+    /// let options = Options { abi: Some(Abi::Win64), ..Options::default() };
+    /// // SAFETY: `weigh` has this signature, in the Win64 convention.
+    /// let f = unsafe { Function::with_options(weigh as *const _, &sig, &options) }.unwrap();
+    /// let args = [1u64, 2.5f64.to_bits(), (-1i64) as u64, u64::from(0.5f32.to_bits()), 10];
+    /// let mut ret = 0u64;
+    /// // SAFETY: one slot per argument.
+    /// unsafe { f.call_packed(args.as_ptr(), &mut ret) };
+    /// assert_eq!(f64::from_bits(ret), 1.0 + 5.0 - 3.0 + 2.0 + 50.0);
+    /// # }
+    /// # #[cfg(not(target_arch = "x86_64"))]
+    /// # fn main() {}
+    /// ```
     pub abi: Option<Abi>,
 }
 
