@@ -13,7 +13,10 @@
 //! 3. **emit**: the per-ABI modules turn a [`Plan`] and its [`Placement`]
 //!    into machine code bytes: a trampoline that calls native code
 //!    ([`emit`]), or a callback's reverse trampoline that native code calls
-//!    ([`emit_callback`]).
+//!    ([`emit_callback`]);
+//! 4. **unwind**: the same emission records how each piece of code
+//!    unwinds ([`emit_with_unwind`], [`Emitted`]), which [`unwind::eh_frame`]
+//!    writes as DWARF call frame information for the system unwinder.
 //!
 //! The `jitcall` crate adds the rest: executable memory, the JIT probe, the
 //! libffi fallback and the `Function` API.
@@ -27,6 +30,7 @@ mod classify;
 pub mod disasm;
 pub mod register_file;
 mod signature;
+pub mod unwind;
 pub mod x86_64;
 
 pub use abi::{
@@ -188,8 +192,22 @@ pub struct Guard {
     pub on_closed: u64,
 }
 
+/// Emitted code and how it unwinds, from the same emission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Emitted {
+    /// The machine code.
+    pub code: Vec<u8>,
+    /// Where the caller's frame is at each of its instructions.
+    pub unwind: unwind::Unwind,
+}
+
 /// Emits the trampoline for `plan`, placed and linked as `at` says.
 pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
+    emit_with_unwind(plan, at).code
+}
+
+/// [`emit`], with the trampoline's unwind information.
+pub fn emit_with_unwind(plan: &Plan, at: &Placement) -> Emitted {
     match plan.abi.isa() {
         Isa::X86_64 => x86_64::emit(plan, at),
         Isa::Aarch64 => aarch64::emit(plan, at),
@@ -264,6 +282,15 @@ pub struct CallbackPlacement {
 /// Apple one would read stack arguments at their natural size. Neither is
 /// emitted yet.
 pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Vec<u8> {
+    emit_callback_with_unwind(plan, at).code
+}
+
+/// [`emit_callback`], with the reverse trampoline's unwind information.
+///
+/// # Panics
+///
+/// As [`emit_callback`].
+pub fn emit_callback_with_unwind(plan: &Plan, at: &CallbackPlacement) -> Emitted {
     assert!(
         plan.abi.spec().hosted,
         "callbacks are emitted for x86_64 System V and Linux AAPCS64, not {}",

@@ -7,7 +7,7 @@
 //! return pass, so one stub, compiled in, serves every eligible shape
 //! outside the baked set when no executable memory may be created.
 
-use crate::{Abi, Isa};
+use crate::{Abi, Emitted, Isa};
 
 /// What the register-file stub loads before its call. Unused registers
 /// may hold anything.
@@ -62,6 +62,11 @@ pub(crate) mod offset {
 /// on, [`AbiSpec::hosted`](crate::AbiSpec)). Its code does not depend on
 /// where it is placed.
 pub fn emit(abi: Abi) -> Option<Vec<u8>> {
+    emit_with_unwind(abi).map(|emitted| emitted.code)
+}
+
+/// [`emit`], with the stub's unwind information.
+pub fn emit_with_unwind(abi: Abi) -> Option<Emitted> {
     let spec = abi.spec();
     spec.hosted.then(|| match spec.isa {
         Isa::X86_64 => crate::x86_64::emit_register_file(),

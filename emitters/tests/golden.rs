@@ -12,9 +12,10 @@
 use std::path::PathBuf;
 
 use jitcall_emitters::disasm::disassemble;
+use jitcall_emitters::unwind::{reg, Frame, Unwind};
 use jitcall_emitters::{
-    classify, emit, emit_callback, Abi, CallbackPlacement, Entry, Guard, Isa, Limits, Placement,
-    Signature, Target,
+    classify, emit_callback_with_unwind, emit_with_unwind, Abi, CallbackPlacement, Emitted, Entry,
+    Guard, Isa, Limits, Placement, Signature, Target,
 };
 
 /// Where the golden trampolines are placed, and a target within rel32 /
@@ -322,7 +323,7 @@ fn render_callback(abi: Abi, text: &str, at: &CallbackPlacement) -> String {
         ..Limits::default()
     };
     let plan = classify(&sig, abi, Entry::Packed, &limits).unwrap();
-    let code = emit_callback(&plan, at);
+    let Emitted { code, unwind } = emit_callback_with_unwind(&plan, at);
     let mut out = format!(
         "# {abi}, callback: {sig}\n# placed at {:#x}, handler {:#x}, data {:#x}, {} bytes\n\
          # The packed plan: the callback reads each argument where `->` points.\n{}\n\n",
@@ -336,7 +337,7 @@ fn render_callback(abi: Abi, text: &str, at: &CallbackPlacement) -> String {
         out += &line;
         out.push('\n');
     }
-    out
+    out + &unwind_listing(&unwind)
 }
 
 fn render(abi: Abi, text: &str, entry: Entry, at: &Placement) -> String {
@@ -346,7 +347,7 @@ fn render(abi: Abi, text: &str, entry: Entry, at: &Placement) -> String {
         ..Limits::default()
     };
     let plan = classify(&sig, abi, entry, &limits).unwrap();
-    let code = emit(&plan, at);
+    let Emitted { code, unwind } = emit_with_unwind(&plan, at);
     let guard = match at.guard {
         Some(Guard { cell, on_closed }) => {
             format!(", closed cell {cell:#x}, on_closed {on_closed:#x}")
@@ -368,6 +369,18 @@ fn render(abi: Abi, text: &str, entry: Entry, at: &Placement) -> String {
         plan.describe()
     );
     for line in disassemble(abi, &code, at.base) {
+        out += &line;
+        out.push('\n');
+    }
+    out + &unwind_listing(&unwind)
+}
+
+/// The unwind rows under a listing: where the caller's frame is from each
+/// offset on.
+fn unwind_listing(unwind: &Unwind) -> String {
+    let mut out = String::from("\n# unwind: the CFA and the saved registers from each offset on\n");
+    for line in unwind.describe() {
+        out += "  ";
         out += &line;
         out.push('\n');
     }
@@ -410,7 +423,7 @@ fn check(abi: Abi, dir: &str) {
         }
     }
     // The register-file stub, the same for every shape.
-    if let Some(code) = jitcall_emitters::register_file::emit(abi) {
+    if let Some(Emitted { code, unwind }) = jitcall_emitters::register_file::emit_with_unwind(abi) {
         let mut got = format!(
             "# {abi}, the register-file stub: (file, target, ret)\n# {} bytes, placed anywhere\n\n",
             code.len()
@@ -419,6 +432,7 @@ fn check(abi: Abi, dir: &str) {
             got += &line;
             got.push('\n');
         }
+        got += &unwind_listing(&unwind);
         let path = root.join("register_file.txt");
         if bless {
             std::fs::write(&path, &got).unwrap();
@@ -505,4 +519,339 @@ fn win64_and_apple_trampolines_never_name_a_register_they_must_keep() {
     }
     assert!(checked > 1000, "only {checked} instructions");
     println!("{checked} Win64 and Apple arm64 instructions name no register they must keep");
+}
+
+/// The stack as an instruction-by-instruction reading of the disassembly
+/// sees it, independently of the emitters' own records: how far the stack
+/// pointer is below its value on entry (`None` once it moved by a
+/// register amount), where the frame pointer points, and which
+/// callee-saved registers are stored where (offsets from the CFA).
+#[derive(Clone, Debug)]
+struct Stack {
+    sp: Option<i32>,
+    fp: Option<i32>,
+    saved: Vec<(u16, i32)>,
+}
+
+impl Stack {
+    fn entry() -> Stack {
+        Stack {
+            sp: Some(0),
+            fp: None,
+            saved: Vec::new(),
+        }
+    }
+
+    /// Whether `frame` describes this stack: its CFA is the entry's (rsp +
+    /// 8 on x86_64, sp on AArch64) and it lists exactly the saved
+    /// registers.
+    fn agrees(&self, isa: Isa, frame: &Frame) -> Result<(), String> {
+        let entry_cfa = match isa {
+            Isa::X86_64 => 8,
+            Isa::Aarch64 => 0,
+        };
+        let base = match frame.cfa {
+            reg::RSP | reg::SP => self.sp,
+            reg::RBP | reg::X29 => self.fp,
+            other => return Err(format!("CFA on register {other}")),
+        };
+        match base {
+            Some(depth) if frame.offset + depth == entry_cfa => {}
+            _ => {
+                return Err(format!(
+                    "CFA offset {} with the stack at {self:?}",
+                    frame.offset
+                ))
+            }
+        }
+        let mut want = self.saved.clone();
+        let mut got = frame.saved().to_vec();
+        want.sort_unstable();
+        got.sort_unstable();
+        if want != got {
+            return Err(format!("saved {got:?}, the code saved {want:?}"));
+        }
+        Ok(())
+    }
+
+    /// Applies one instruction (the disassembler's text) to the stack.
+    fn step(&mut self, isa: Isa, insn: &str) {
+        let number = |text: &str| -> i32 {
+            let text = text.trim().trim_start_matches(['$', '#']);
+            let (negative, digits) = match text.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, text),
+            };
+            let value = i32::from_str_radix(digits.trim_start_matches("0x"), 16)
+                .unwrap_or_else(|_| panic!("an immediate in `{insn}`"));
+            if negative {
+                -value
+            } else {
+                value
+            }
+        };
+        let callee_saved = |name: &str| -> Option<u16> {
+            Some(match name {
+                "%rbx" => reg::RBX,
+                "%rbp" => reg::RBP,
+                "%r12" => reg::R12,
+                "%r13" => 13,
+                "%r14" => 14,
+                "%r15" => 15,
+                _ => return None,
+            })
+        };
+        let (op, args) = insn
+            .split_once(' ')
+            .map_or((insn, ""), |(op, args)| (op, args.trim()));
+        match (isa, op) {
+            (_, "ret") | (Isa::X86_64, "jmp") | (Isa::Aarch64, "br" | "b") => {
+                // What follows an unconditional branch is entered from the
+                // first instructions (the closed path): the entry stack.
+                *self = Stack::entry();
+            }
+            (Isa::X86_64, "push") => {
+                let sp = self.sp.expect("push with a known rsp") - 8;
+                self.sp = Some(sp);
+                if let Some(r) = callee_saved(args) {
+                    self.saved.push((r, sp - 8));
+                }
+            }
+            (Isa::X86_64, "pop") => {
+                self.sp = self.sp.map(|sp| sp + 8);
+                if let Some(r) = callee_saved(args) {
+                    self.saved.retain(|&(saved, _)| saved != r);
+                }
+            }
+            (Isa::X86_64, "sub" | "add") if args.ends_with(",%rsp") => {
+                let amount = args.trim_end_matches(",%rsp");
+                let delta = if amount.starts_with('$') {
+                    Some(number(amount))
+                } else {
+                    None
+                };
+                let sign = if op == "sub" { -1 } else { 1 };
+                self.sp = match (self.sp, delta) {
+                    (Some(sp), Some(delta)) => Some(sp + sign * delta),
+                    _ => None,
+                };
+            }
+            (Isa::X86_64, "mov") if args == "%rsp,%rbp" => self.fp = self.sp,
+            (Isa::X86_64, "mov") if args == "%rbp,%rsp" => self.sp = self.fp,
+            (Isa::Aarch64, "stp")
+                if args.starts_with("x29, x30, [sp, #-") && args.ends_with("]!") =>
+            {
+                let amount = number(&args["x29, x30, [sp, #".len()..args.len() - 2]);
+                let sp = self.sp.expect("a frame record with a known sp") + amount;
+                self.sp = Some(sp);
+                self.saved.push((reg::X29, sp));
+                self.saved.push((reg::X30, sp + 8));
+            }
+            (Isa::Aarch64, "stp") if args.starts_with("x19, x20, [sp, #") => {
+                let at = number(&args["x19, x20, [sp, #".len()..args.len() - 1]);
+                let sp = self.sp.expect("a save with a known sp");
+                self.saved.push((reg::X19, sp + at));
+                self.saved.push((reg::X20, sp + at + 8));
+            }
+            (Isa::Aarch64, "ldp") if args.starts_with("x19, x20, ") => {
+                self.saved.retain(|&(r, _)| r != reg::X19 && r != reg::X20);
+            }
+            (Isa::Aarch64, "ldp") if args.starts_with("x29, x30, [sp], #") => {
+                let amount = number(&args["x29, x30, [sp], #".len()..]);
+                self.sp = self.sp.map(|sp| sp + amount);
+                self.saved.retain(|&(r, _)| r != reg::X29 && r != reg::X30);
+            }
+            (Isa::Aarch64, "mov") if args == "x29, sp" => self.fp = self.sp,
+            (Isa::Aarch64, "mov") if args == "sp, x29" => self.sp = self.fp,
+            (Isa::Aarch64, "sub" | "add") if args.starts_with("sp, sp, ") => {
+                let amount = &args["sp, sp, ".len()..];
+                let delta = amount.starts_with('#').then(|| number(amount));
+                let sign = if op == "sub" { -1 } else { 1 };
+                self.sp = match (self.sp, delta) {
+                    (Some(sp), Some(delta)) => Some(sp + sign * delta),
+                    _ => None,
+                };
+            }
+            _ => {
+                let writes_sp = match isa {
+                    Isa::X86_64 => args.ends_with(",%rsp"),
+                    Isa::Aarch64 => {
+                        args.starts_with("sp,")
+                            || (args.contains("[sp")
+                                && (args.ends_with("]!") || args.contains("[sp], #")))
+                    }
+                };
+                assert!(
+                    !writes_sp,
+                    "an instruction that moves the stack pointer and the reading does not know: `{insn}`"
+                );
+            }
+        }
+    }
+}
+
+/// Checks `unwind` against the code, instruction by instruction; returns
+/// how many instructions were checked.
+fn unwind_agrees(abi: Abi, name: &str, code: &[u8], unwind: &Unwind) -> usize {
+    assert_eq!(
+        unwind.len() as usize,
+        code.len(),
+        "{abi} {name}: the unwind info covers the code"
+    );
+    assert_eq!(unwind.rows()[0].0, 0, "{abi} {name}: a row at offset 0");
+    let isa = abi.isa();
+    let mut stack = Stack::entry();
+    let mut checked = 0;
+    for line in disassemble(abi, code, 0) {
+        let (offset, rest) = line
+            .trim_start()
+            .split_once(": ")
+            .expect("offset: bytes insn");
+        let offset = u32::from_str_radix(offset, 16).expect("a hex offset");
+        let insn = rest
+            .trim_start()
+            .split_once(' ')
+            .map_or("", |(_, insn)| insn)
+            .trim();
+        let insn = insn.split_whitespace().collect::<Vec<_>>().join(" ");
+        let frame = unwind.frame_at(offset);
+        if let Err(why) = stack.agrees(isa, &frame) {
+            panic!(
+                "{abi} {name} at {offset:#x} (`{insn}`): {why}\n{}",
+                unwind.describe().join("\n")
+            );
+        }
+        stack.step(isa, &insn);
+        checked += 1;
+    }
+    checked
+}
+
+/// Every trampoline, stub and callback of the golden cases, in every ABI,
+/// unwinds as its code moves the stack: the emitters' records agree with
+/// an independent reading of the instructions at every instruction.
+#[test]
+fn unwind_information_agrees_with_the_code_at_every_instruction() {
+    let mut checked = 0;
+    for abi in Abi::ALL {
+        let hosted = abi.spec().hosted;
+        let limits = Limits {
+            max_args: 32,
+            ..Limits::default()
+        };
+        for (name, text, entry, at) in CASES {
+            if !hosted && !matches!(at.target, Target::Known(_)) {
+                continue;
+            }
+            let sig: Signature = text.parse().unwrap();
+            let plan = classify(&sig, abi, *entry, &limits).unwrap();
+            let Emitted { code, unwind } = emit_with_unwind(&plan, at);
+            checked += unwind_agrees(abi, name, &code, &unwind);
+        }
+        if !hosted {
+            continue;
+        }
+        for (name, text, at) in CALLBACK_CASES {
+            let sig: Signature = text.parse().unwrap();
+            let plan = classify(&sig, abi, Entry::Packed, &limits).unwrap();
+            let Emitted { code, unwind } = emit_callback_with_unwind(&plan, at);
+            checked += unwind_agrees(abi, name, &code, &unwind);
+        }
+        let Emitted { code, unwind } =
+            jitcall_emitters::register_file::emit_with_unwind(abi).expect("a hosted ABI");
+        checked += unwind_agrees(abi, "register_file", &code, &unwind);
+    }
+    println!("{checked} instructions: the unwind information agrees with the code at each");
+}
+
+/// The `.eh_frame` the unwind information is written as reads back, with
+/// gimli's reader, as the same frame at every instruction: the CFA rule
+/// and where each saved register is.
+#[test]
+fn eh_frame_reads_back_as_the_recorded_frames() {
+    use gimli::{
+        BaseAddresses, CfaRule, EhFrame, LittleEndian, Register, RegisterRule, UnwindContext,
+        UnwindSection,
+    };
+    let limits = Limits {
+        max_args: 32,
+        ..Limits::default()
+    };
+    let mut checked = 0;
+    for abi in Abi::ALL {
+        // Each case at an address of its own, all in one section.
+        let pieces: Vec<(u64, Unwind)> = CASES
+            .iter()
+            .filter(|(_, _, _, at)| matches!(at.target, Target::Known(_)))
+            .enumerate()
+            .map(|(i, (_, text, entry, at))| {
+                let sig: Signature = text.parse().unwrap();
+                let plan = classify(&sig, abi, *entry, &limits).unwrap();
+                (
+                    0x10_0000 + 0x1000 * i as u64,
+                    emit_with_unwind(&plan, at).unwind,
+                )
+            })
+            .collect();
+        let section = jitcall_emitters::unwind::eh_frame(pieces.iter().map(|(a, u)| (*a, u)));
+        assert_eq!(&section[section.len() - 4..], [0; 4], "the terminator");
+        let eh_frame = EhFrame::new(&section, LittleEndian);
+        let bases = BaseAddresses::default();
+        let mut context = UnwindContext::new();
+        let step = match abi.isa() {
+            Isa::X86_64 => 1,
+            Isa::Aarch64 => 4,
+        };
+        for (address, unwind) in &pieces {
+            for offset in (0..unwind.len()).step_by(step) {
+                let row = eh_frame
+                    .unwind_info_for_address(
+                        &bases,
+                        &mut context,
+                        address + u64::from(offset),
+                        EhFrame::cie_from_offset,
+                    )
+                    .unwrap_or_else(|e| panic!("{abi} at {address:#x}+{offset:#x}: {e}"));
+                let frame = unwind.frame_at(offset);
+                assert_eq!(
+                    *row.cfa(),
+                    CfaRule::RegisterAndOffset {
+                        register: Register(frame.cfa),
+                        offset: i64::from(frame.offset)
+                    },
+                    "{abi} at +{offset:#x}"
+                );
+                for &(register, at) in frame.saved() {
+                    assert_eq!(
+                        row.register(Register(register)),
+                        RegisterRule::Offset(i64::from(at)),
+                        "{abi} at +{offset:#x}: register {register}"
+                    );
+                }
+                // Registers restored, or never saved, are in place.
+                for register in [reg::RBX, reg::RBP, reg::R12, reg::X19, reg::X20, reg::X29] {
+                    if !frame.saved().iter().any(|&(r, _)| r == register) {
+                        assert!(
+                            !matches!(row.register(Register(register)), RegisterRule::Offset(_)),
+                            "{abi} at +{offset:#x}: register {register} still read from the stack"
+                        );
+                    }
+                }
+                checked += 1;
+            }
+            // Nothing past the end.
+            let past = eh_frame.unwind_info_for_address(
+                &bases,
+                &mut context,
+                address + u64::from(unwind.len()),
+                EhFrame::cie_from_offset,
+            );
+            assert!(
+                past.is_err(),
+                "{abi}: an FDE covers {:#x}",
+                address + u64::from(unwind.len())
+            );
+        }
+    }
+    println!("{checked} addresses: the .eh_frame reads back as the recorded frames");
 }

@@ -57,9 +57,9 @@
 
 use dynasmrt::{dynasm, DynasmApi};
 
-use super::{call, load_address, Assembler, CALLEE, MAX_ARGS};
+use super::{call, load_address, pop_record_and_return, push_record, Assembler, CALLEE, MAX_ARGS};
 use crate::callback::{check, Frame, Incoming, Piece};
-use crate::{Abi, CallbackPlacement, Limits, Loc, Plan, ReturnPass, Type};
+use crate::{Abi, CallbackPlacement, Emitted, Isa, Limits, Loc, Plan, ReturnPass, Type};
 
 /// x16 (ip0): a value on its way to a slot, or an address.
 const SCRATCH: u8 = CALLEE;
@@ -81,7 +81,7 @@ const RET: u32 = 0;
 /// As [`crate::emit_callback`], for a plan of another entry kind or of a
 /// variadic signature; and if `plan` has more than [`MAX_ARGS`]
 /// arguments.
-pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Vec<u8> {
+pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Emitted {
     check(plan);
     assert!(
         plan.arg_types.len() <= MAX_ARGS,
@@ -90,13 +90,10 @@ pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Vec<u8> {
     );
     debug_assert_eq!(plan.abi, Abi::Aapcs64, "a plan for another ABI");
     let frame = Frame::of(plan);
-    let mut ops = Assembler::new(0);
+    let mut ops = Assembler::new(Isa::Aarch64);
 
     // Frame record, then the frame below it; sp stays 16-byte aligned.
-    asm!(ops
-        ; stp x29, x30, [sp, #-16]!
-        ; mov x29, sp
-    );
+    push_record(&mut ops, 16);
     reserve(&mut ops, frame.size);
 
     // Each argument to its slot, read where the caller put it. Nothing
@@ -146,13 +143,12 @@ pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Vec<u8> {
     load_return(&mut ops, plan);
 
     // Back to the frame record, then the caller's x29 and x30.
-    asm!(ops
-        ; mov sp, x29
-        ; ldp x29, x30, [sp], #16
-        ; ret
-    );
-    ops.finalize()
-        .expect("a callback has no labels: its one branch is to the handler")
+    asm!(ops ; mov sp, x29);
+    pop_record_and_return(&mut ops, 16);
+    let (code, unwind) = ops
+        .finish()
+        .expect("a callback has no labels: its one branch is to the handler");
+    Emitted { code, unwind }
 }
 
 /// Lowers sp by `bytes` (a multiple of 16) in steps `sub sp`'s 12-bit

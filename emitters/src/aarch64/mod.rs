@@ -110,11 +110,14 @@
 #![allow(clippy::useless_conversion)]
 
 use dynasmrt::aarch64::Aarch64Relocation;
-use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
-use crate::{chunks, Entry, Guard, Isa, Loc, Placement, Plan, ReturnPass, Source, Target, Type};
+use crate::unwind::{reg, Frame, Framed};
+use crate::{
+    chunks, Emitted, Entry, Guard, Isa, Loc, Placement, Plan, ReturnPass, Source, Target, Type,
+};
 
-type Assembler = VecAssembler<Aarch64Relocation>;
+type Assembler = Framed<Aarch64Relocation>;
 
 /// `dynasm!` for AArch64.
 macro_rules! asm {
@@ -191,14 +194,14 @@ enum Value {
 /// # Panics
 ///
 /// If `plan` has more than [`MAX_ARGS`] arguments.
-pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
+pub fn emit(plan: &Plan, at: &Placement) -> Emitted {
     assert!(
         plan.args.len() <= MAX_ARGS,
         "the AArch64 emitter handles at most {MAX_ARGS} arguments, not {}",
         plan.args.len()
     );
     debug_assert_eq!(plan.abi.isa(), Isa::Aarch64, "a plan for another ABI");
-    let mut ops = Assembler::new(0);
+    let mut ops = Assembler::new(Isa::Aarch64);
     assert!(
         at.guard.is_none() || at.target != Target::Register,
         "a stub with its target in x16 has no closed check: the check takes x16"
@@ -225,8 +228,50 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     if let (Some(label), Some(guard)) = (closed, at.guard) {
         closed_path(&mut ops, plan, at.target, guard, label);
     }
-    ops.finalize()
-        .expect("every branch goes to a label defined in the same trampoline")
+    let (code, unwind) = ops
+        .finish()
+        .expect("every branch goes to a label defined in the same trampoline");
+    Emitted { code, unwind }
+}
+
+/// The frame once `stp x29, x30, [sp, #-record]!` has run: the CFA is the
+/// entry's sp, and x29 and x30 are at its bottom.
+const fn pushed_record(record: i32) -> Frame {
+    Frame::at(reg::SP, record)
+        .saving(reg::X29, -record)
+        .saving(reg::X30, 8 - record)
+}
+
+/// The frame once x29 points at the record: the CFA is x29 + `record`,
+/// whatever sp does below it.
+const fn in_record(record: i32) -> Frame {
+    let mut frame = pushed_record(record);
+    frame.cfa = reg::X29;
+    frame
+}
+
+/// Pushes a frame record of `record` bytes (16, or 32 with room above it)
+/// and points x29 at it.
+pub(super) fn push_record(ops: &mut Assembler, record: u32) {
+    match record {
+        16 => asm!(ops ; stp x29, x30, [sp, #-16]!),
+        32 => asm!(ops ; stp x29, x30, [sp, #-32]!),
+        _ => unreachable!("frame records of 16 or 32 bytes"),
+    }
+    ops.frame(pushed_record(record as i32));
+    asm!(ops ; mov x29, sp);
+    ops.frame(in_record(record as i32));
+}
+
+/// Pops the frame record of `record` bytes (sp at it) and returns.
+pub(super) fn pop_record_and_return(ops: &mut Assembler, record: u32) {
+    match record {
+        16 => asm!(ops ; ldp x29, x30, [sp], #16),
+        32 => asm!(ops ; ldp x29, x30, [sp], #32),
+        _ => unreachable!("frame records of 16 or 32 bytes"),
+    }
+    ops.entry_frame();
+    asm!(ops ; ret);
 }
 
 /// The register-file stub: `(file, target, ret)` in x0, x1, x2 (see
@@ -242,13 +287,13 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
 ///                   stack block        rounded up to 16 bytes
 ///             sp ->
 /// ```
-pub fn emit_register_file() -> Vec<u8> {
+pub fn emit_register_file() -> Emitted {
     use crate::register_file::offset::{EXTRA, FP, GP, STACK, STACK_WORDS};
-    let mut ops = Assembler::new(0);
+    let mut ops = Assembler::new(Isa::Aarch64);
+    push_record(&mut ops, 32);
+    asm!(ops ; stp x19, x20, [sp, #16]);
+    ops.frame(in_record(32).saving(reg::X19, -16).saving(reg::X20, -8));
     asm!(ops
-        ; stp x29, x30, [sp, #-32]!
-        ; mov x29, sp
-        ; stp x19, x20, [sp, #16]
         ; mov x19, x2
         ; mov x20, x1
         ; mov x9, x0
@@ -285,11 +330,13 @@ pub fn emit_register_file() -> Vec<u8> {
         ; stp d2, d3, [x19, #32]
         ; mov sp, x29
         ; ldp x19, x20, [x29, #16]
-        ; ldp x29, x30, [sp], #32
-        ; ret
     );
-    ops.finalize()
-        .expect("the register-file stub's branches go to its own labels")
+    ops.frame(in_record(32));
+    pop_record_and_return(&mut ops, 32);
+    let (code, unwind) = ops
+        .finish()
+        .expect("the register-file stub's branches go to its own labels");
+    Emitted { code, unwind }
 }
 
 /// Loads the library's closed cell and branches to the returned label,
@@ -318,14 +365,13 @@ fn closed_path(
     closed: DynamicLabel,
 ) {
     asm!(ops ; =>closed);
+    // Entered from the check, before the entry changed its frame.
+    ops.entry_frame();
     if plan.entry == Entry::Packed {
         zero_return(ops, plan.ret);
     }
-    asm!(ops
-        ; stp x29, x30, [sp, #-16]!
-        ; mov x29, sp
-        ; mov x0, X(CELL)
-    );
+    push_record(ops, 16);
+    asm!(ops ; mov x0, X(CELL));
     match (target, plan.entry) {
         (Target::Known(target), _) => load_address(ops, 1, target),
         // A value entry's target is its second argument: in x1 already,
@@ -335,8 +381,9 @@ fn closed_path(
         (Target::Register, _) => unreachable!("emit refuses a guard with the target in x16"),
     }
     call(ops, guard.on_closed);
+    asm!(ops ; ldp x29, x30, [sp], #16);
+    ops.entry_frame();
     asm!(ops
-        ; ldp x29, x30, [sp], #16
         ; mov x0, xzr
         ; fmov d0, xzr
         ; ret
@@ -355,17 +402,7 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: Target) {
     } else {
         16
     };
-    if record == 32 {
-        asm!(ops
-            ; stp x29, x30, [sp, #-32]!
-            ; mov x29, sp
-        );
-    } else {
-        asm!(ops
-            ; stp x29, x30, [sp, #-16]!
-            ; mov x29, sp
-        );
-    }
+    push_record(ops, record);
     if keeps_ret {
         asm!(ops ; str x1, [x29, #16]);
     }
@@ -435,17 +472,7 @@ fn packed(ops: &mut Assembler, plan: &Plan, target: Target) {
     }
 
     release(ops, outgoing);
-    if record == 32 {
-        asm!(ops
-            ; ldp x29, x30, [sp], #32
-            ; ret
-        );
-    } else {
-        asm!(ops
-            ; ldp x29, x30, [sp], #16
-            ; ret
-        );
-    }
+    pop_record_and_return(ops, record);
 }
 
 /// Loads every argument of a packed plan (the packed and value entries)
@@ -550,11 +577,7 @@ fn move_receiver_args(ops: &mut Assembler, plan: &Plan, incoming: Memory, target
 fn receiver_call(ops: &mut Assembler, plan: &Plan, target: Target) {
     let outgoing = outgoing_bytes(plan);
 
-    // Frame record.
-    asm!(ops
-        ; stp x29, x30, [sp, #-16]!
-        ; mov x29, sp
-    );
+    push_record(ops, 16);
     reserve(ops, outgoing);
 
     // The caller's stack arguments now lie just above the frame record.
@@ -580,10 +603,7 @@ fn receiver_call(ops: &mut Assembler, plan: &Plan, target: Target) {
     }
 
     release(ops, outgoing);
-    asm!(ops
-        ; ldp x29, x30, [sp], #16
-        ; ret
-    );
+    pop_record_and_return(ops, 16);
 }
 
 /// The bytes reserved for the target's stack arguments: sp stays 16-byte
@@ -868,7 +888,7 @@ fn store_return(ops: &mut Assembler, ret: Type) {
 #[cfg(all(test, feature = "disasm"))]
 mod tests {
     use super::*;
-    use crate::{classify, Abi, Limits, Signature};
+    use crate::{classify, emit, Abi, Limits, Signature};
 
     const NEAR: u64 = 0x20_0000;
     const FAR: u64 = 0x7f12_3456_789a;

@@ -72,7 +72,8 @@
 use dynasmrt::{dynasm, DynasmApi};
 
 use super::{
-    call, load_arguments, load_target, outgoing_bytes, release, reserve, Assembler, CALLEE,
+    call, load_arguments, load_target, outgoing_bytes, pop_record_and_return, push_record, release,
+    reserve, Assembler, CALLEE,
 };
 use crate::{Plan, Target};
 
@@ -102,17 +103,10 @@ pub(super) fn value_call(ops: &mut Assembler, plan: &Plan, target: Target) {
     // packed entry's shape stub keeps it, until the loads are done with
     // x16.
     let shape = target == Target::Argument;
+    let record = if shape { 32 } else { 16 };
+    push_record(ops, record);
     if shape {
-        asm!(ops
-            ; stp x29, x30, [sp, #-32]!
-            ; mov x29, sp
-            ; str x1, [x29, #24]
-        );
-    } else {
-        asm!(ops
-            ; stp x29, x30, [sp, #-16]!
-            ; mov x29, sp
-        );
+        asm!(ops ; str x1, [x29, #24]);
     }
     reserve(ops, outgoing);
     load_arguments(ops, plan);
@@ -125,22 +119,12 @@ pub(super) fn value_call(ops: &mut Assembler, plan: &Plan, target: Target) {
         Target::Register => unreachable!("emit refuses a value entry with the target in x16"),
     }
     release(ops, outgoing);
-    if shape {
-        asm!(ops
-            ; ldp x29, x30, [sp], #32
-            ; ret
-        );
-    } else {
-        asm!(ops
-            ; ldp x29, x30, [sp], #16
-            ; ret
-        );
-    }
+    pop_record_and_return(ops, record);
 }
 
 #[cfg(all(test, feature = "disasm"))]
 mod tests {
-    use super::super::emit;
+    use crate::emit;
     use crate::{
         classify, emit_bound, Abi, Entry, Guard, Limits, Placement, Plan, Signature, Target,
     };

@@ -50,7 +50,8 @@ use dynasmrt::{dynasm, DynasmApi};
 
 use super::{branch, Branch, Operand, Ops, GP_ARGS, RAX, RDX};
 use crate::callback::{check, Frame, Incoming, Piece};
-use crate::{Abi, CallbackPlacement, Loc, Plan, ReturnPass, Type};
+use crate::unwind::{self, reg};
+use crate::{Abi, CallbackPlacement, Emitted, Isa, Loc, Plan, ReturnPass, Type};
 
 /// The return buffer's offset from rsp (`crate::callback::RET_BYTES`
 /// bytes), or, for a struct returned through memory, where the caller's
@@ -68,23 +69,22 @@ const INCOMING: i32 = 16;
 ///
 /// As [`crate::emit_callback`]: for a plan of another entry kind or of a
 /// variadic signature.
-pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Vec<u8> {
+pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Emitted {
     check(plan);
     debug_assert_eq!(plan.abi, Abi::SysV64, "a plan for another ABI");
     let frame = Frame::of(plan);
-    let mut ops = Ops::new(0);
+    let mut ops = Ops::new(Isa::X86_64);
     // At most 144 + 8 × Limits::EMITTER_MAX_ARGS (512) bytes, far below
     // i32::MAX; so are all the offsets below.
     let size = frame.size as i32;
 
     // rsp % 16 == 8 on entry; the push of rbp makes it 0, and the frame,
     // a multiple of 16, keeps it so.
-    dynasm!(ops
-        ; .arch x64
-        ; push rbp
-        ; mov rbp, rsp
-        ; sub rsp, size
-    );
+    dynasm!(ops ; .arch x64 ; push rbp);
+    ops.frame(unwind::Frame::at(reg::RSP, 16).saving(reg::RBP, -16));
+    dynasm!(ops ; .arch x64 ; mov rbp, rsp);
+    ops.frame(unwind::Frame::at(reg::RBP, 16).saving(reg::RBP, -16));
+    dynasm!(ops ; .arch x64 ; sub rsp, size);
     // A struct returned through memory: the caller's buffer came in rdi,
     // which the callback returns in rax. Keep it before the handler's
     // arguments take rdi.
@@ -148,10 +148,13 @@ pub fn emit_callback(plan: &Plan, at: &CallbackPlacement) -> Vec<u8> {
         ; .arch x64
         ; mov rsp, rbp
         ; pop rbp
-        ; ret
     );
-    ops.finalize()
-        .expect("a callback has no labels: its one branch is to the handler")
+    ops.entry_frame();
+    dynasm!(ops ; .arch x64 ; ret);
+    let (code, unwind) = ops
+        .finish()
+        .expect("a callback has no labels: its one branch is to the handler");
+    Emitted { code, unwind }
 }
 
 /// Where an argument the caller passed at `loc` is, once the frame exists.

@@ -126,17 +126,19 @@
 #![allow(clippy::useless_conversion)]
 
 use dynasmrt::x64::X64Relocation;
-use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
+use crate::unwind::{reg, Frame, Framed};
 use crate::{
-    chunks, AbiSpec, Entry, Guard, Loc, Placement, Plan, ReturnPass, Source, Target, Type, Varargs,
+    chunks, AbiSpec, Emitted, Entry, Guard, Isa, Loc, Placement, Plan, ReturnPass, Source, Target,
+    Type, Varargs,
 };
 
 mod callback;
 mod value;
 pub use callback::emit_callback;
 
-type Ops = VecAssembler<X64Relocation>;
+type Ops = Framed<X64Relocation>;
 
 /// Hardware numbers of System V's GP argument registers, in ABI order: the
 /// register-file stub's and callbacks' (which exist for System V only).
@@ -153,10 +155,10 @@ const R10: u8 = 10;
 /// receiver entry's moves never write it.
 pub const THUNK_REGISTER: u8 = 11;
 
-/// Emits the trampoline for `plan` (an x86_64 System V plan), placed and
-/// linked as `at` says.
-pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
-    let mut ops = Ops::new(0);
+/// Emits the trampoline for `plan` (an x86_64 plan), placed and linked as
+/// `at` says, with how it unwinds.
+pub fn emit(plan: &Plan, at: &Placement) -> Emitted {
+    let mut ops = Ops::new(Isa::X86_64);
     assert!(
         at.guard.is_none() || at.target != Target::Register,
         "a stub with its target in r11 has no closed check: the check takes r11"
@@ -179,7 +181,19 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
     }
     // Local labels are defined right after their use; the closed path's
     // label is defined above.
-    ops.finalize().expect("x86_64 trampoline labels resolve")
+    let (code, unwind) = ops.finish().expect("x86_64 trampoline labels resolve");
+    Emitted { code, unwind }
+}
+
+/// The frame `depth` bytes below the return address: the CFA at rsp +
+/// depth + 8.
+const fn below_return(depth: i32) -> Frame {
+    Frame::at(reg::RSP, depth + 8)
+}
+
+/// The packed entry's frame, `depth` bytes below the saved rbx.
+const fn below_rbx(depth: i32) -> Frame {
+    below_return(depth + 8).saving(reg::RBX, -16)
 }
 
 /// The register-file stub: `(file, target, ret)` in rdi, rsi, rdx (see
@@ -196,16 +210,27 @@ pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
 ///   saved rbp          <- rbp, rsp % 16 == 0
 ///   stack block        rounded up to 16: rsp % 16 == 0 at the call
 /// ```
-pub fn emit_register_file() -> Vec<u8> {
+pub fn emit_register_file() -> Emitted {
     use crate::register_file::offset::{EXTRA, FP, GP, STACK, STACK_WORDS};
     let (stack_words, stack, extra) = (STACK_WORDS as i32, STACK as i32, EXTRA as i32);
-    let mut ops = Ops::new(0);
+    let mut ops = Ops::new(Isa::X86_64);
+    dynasm!(ops ; .arch x64 ; push rbx);
+    ops.frame(below_rbx(0));
+    dynasm!(ops ; .arch x64 ; push r12);
+    ops.frame(below_rbx(8).saving(reg::R12, -24));
+    dynasm!(ops ; .arch x64 ; push rbp);
+    ops.frame(below_rbx(16).saving(reg::R12, -24).saving(reg::RBP, -32));
+    dynasm!(ops ; .arch x64 ; mov rbp, rsp);
+    // From here the stack block's size is known only at run time: the CFA
+    // is rbp + 32.
+    ops.frame(
+        Frame::at(reg::RBP, 32)
+            .saving(reg::RBX, -16)
+            .saving(reg::R12, -24)
+            .saving(reg::RBP, -32),
+    );
     dynasm!(ops
         ; .arch x64
-        ; push rbx
-        ; push r12
-        ; push rbp
-        ; mov rbp, rsp
         ; mov rbx, rdx
         ; mov r12, rsi
         ; mov r11, rdi
@@ -245,12 +270,17 @@ pub fn emit_register_file() -> Vec<u8> {
         ; movsd QWORD [rbx + 24], xmm1
         ; mov rsp, rbp
         ; pop rbp
-        ; pop r12
-        ; pop rbx
-        ; ret
     );
-    ops.finalize()
-        .expect("the register-file stub's jumps go to its own labels")
+    ops.frame(below_rbx(8).saving(reg::R12, -24));
+    dynasm!(ops ; .arch x64 ; pop r12);
+    ops.frame(below_rbx(0));
+    dynasm!(ops ; .arch x64 ; pop rbx);
+    ops.entry_frame();
+    dynasm!(ops ; .arch x64 ; ret);
+    let (code, unwind) = ops
+        .finish()
+        .expect("the register-file stub's jumps go to its own labels");
+    Emitted { code, unwind }
 }
 
 /// Compares the library's closed cell with zero and jumps to the returned
@@ -283,6 +313,8 @@ fn emit_closed_path(
     let spec = plan.abi.spec();
     let [first, second, third] = entry_registers(spec);
     dynasm!(ops ; .arch x64 ; =>closed);
+    // Entered from the check, before the entry changed its frame.
+    ops.entry_frame();
     if plan.entry == Entry::Packed {
         // `ret` is the packed entry's second argument.
         zero_return(ops, plan.ret, second);
@@ -302,10 +334,12 @@ fn emit_closed_path(
     // byte.
     let frame = 8 + spec.shadow_bytes as i8;
     dynasm!(ops ; .arch x64 ; sub rsp, BYTE frame);
+    ops.frame(below_return(i32::from(frame)));
     branch(ops, at.base, guard.on_closed, Branch::Call);
+    dynasm!(ops ; .arch x64 ; add rsp, BYTE frame);
+    ops.entry_frame();
     dynasm!(ops
         ; .arch x64
-        ; add rsp, BYTE frame
         ; xor eax, eax
         ; xorps xmm0, xmm0
         ; ret
@@ -343,13 +377,12 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
         Target::Register => unreachable!("emit refuses a packed entry with the target in r11"),
     };
     // Save rbx and keep `ret` in it across the call; the push realigns rsp.
-    dynasm!(ops
-        ; .arch x64
-        ; push rbx
-        ; mov rbx, Rq(ret)
-    );
+    dynasm!(ops ; .arch x64 ; push rbx);
+    ops.frame(below_rbx(0));
+    dynasm!(ops ; .arch x64 ; mov rbx, Rq(ret));
     if frame > 0 {
         dynasm!(ops ; .arch x64 ; sub rsp, frame);
+        ops.frame(below_rbx(frame));
     }
     if target == Target::Argument {
         dynasm!(ops ; .arch x64 ; mov QWORD [rsp + frame - 8], Rq(shape_target));
@@ -369,12 +402,11 @@ fn emit_packed_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     store_return(ops, plan);
     if frame > 0 {
         dynasm!(ops ; .arch x64 ; add rsp, frame);
+        ops.frame(below_rbx(0));
     }
-    dynasm!(ops
-        ; .arch x64
-        ; pop rbx
-        ; ret
-    );
+    dynasm!(ops ; .arch x64 ; pop rbx);
+    ops.entry_frame();
+    dynasm!(ops ; .arch x64 ; ret);
 }
 
 /// The registers a packed entry finds `args`, `ret` and a shape stub's
@@ -443,6 +475,7 @@ fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     } else {
         let frame = align16(spec.shadow_bytes + plan.stack_bytes) + 8;
         dynasm!(ops ; .arch x64 ; sub rsp, frame);
+        ops.frame(below_return(frame));
         (frame, frame + 8 + shadow, shadow)
     };
     // In argument order each destination held an argument already moved
@@ -476,11 +509,9 @@ fn emit_receiver_entry(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     }
     reach(ops, Branch::Call);
     extend(ops, plan.ret, Width::W32);
-    dynasm!(ops
-        ; .arch x64
-        ; add rsp, frame
-        ; ret
-    );
+    dynasm!(ops ; .arch x64 ; add rsp, frame);
+    ops.entry_frame();
+    dynasm!(ops ; .arch x64 ; ret);
 }
 
 /// Moves one argument from `from` to the target's location `to`, reading
@@ -818,7 +849,7 @@ fn store_scalar_return(ops: &mut Ops, ret: Type) {
 #[cfg(all(test, feature = "disasm"))]
 mod tests {
     use super::*;
-    use crate::{classify, disasm::disassemble, Abi, Limits, Signature};
+    use crate::{classify, disasm::disassemble, emit, Abi, Limits, Signature};
 
     fn listing(sig: &str, entry: Entry, target: u64) -> String {
         let sig: Signature = sig.parse().unwrap();

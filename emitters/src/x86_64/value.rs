@@ -68,7 +68,7 @@
 
 use dynasmrt::{dynasm, DynasmApi};
 
-use super::{align16, branch, load_arguments, set_vector_count, Branch, Ops};
+use super::{align16, below_return, branch, load_arguments, set_vector_count, Branch, Ops};
 use crate::{Plan, Source, Target};
 
 /// The value entry, its target known or passed as data in rsi.
@@ -112,6 +112,7 @@ fn tail_call(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
                 .any(|arg| matches!(arg.from, Source::Field { .. }));
             if pieces {
                 dynasm!(ops ; .arch x64 ; push Rq(shape_target));
+                ops.frame(below_return(8));
                 Some(Parked::Stack)
             } else {
                 dynasm!(ops ; .arch x64 ; mov r11, Rq(shape_target));
@@ -124,6 +125,7 @@ fn tail_call(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     load_arguments(ops, plan);
     if parked == Some(Parked::Stack) {
         dynasm!(ops ; .arch x64 ; pop r11);
+        ops.entry_frame();
     }
     // After every load (they use rax as scratch), right before the jump.
     set_vector_count(ops, plan);
@@ -147,6 +149,7 @@ fn call(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
     let top = align16(spec.shadow_bytes + plan.stack_bytes);
     let frame = top + 8;
     dynasm!(ops ; .arch x64 ; sub rsp, frame);
+    ops.frame(below_return(frame));
     if target == Target::Argument {
         let shape_target = spec.gp_args[1];
         dynasm!(ops ; .arch x64 ; mov QWORD [rsp + top], Rq(shape_target));
@@ -158,16 +161,14 @@ fn call(ops: &mut Ops, plan: &Plan, base: u64, target: Target) {
         Target::Argument => dynasm!(ops ; .arch x64 ; call QWORD [rsp + top]),
         Target::Register => unreachable!("emit refuses a value entry with the target in r11"),
     }
-    dynasm!(ops
-        ; .arch x64
-        ; add rsp, frame
-        ; ret
-    );
+    dynasm!(ops ; .arch x64 ; add rsp, frame);
+    ops.entry_frame();
+    dynasm!(ops ; .arch x64 ; ret);
 }
 
 #[cfg(all(test, feature = "disasm"))]
 mod tests {
-    use super::super::emit;
+    use crate::emit;
     use crate::{
         classify, emit_bound, Abi, Entry, Guard, Limits, Loc, Placement, Plan, Signature, Target,
     };
