@@ -228,7 +228,12 @@ pub fn plan(key: BakedKey, abi: Abi) -> Plan {
 /// The code of the stub baked for `key` on `abi`: its plan's shape stub,
 /// which does not depend on where it goes.
 pub fn stub(key: BakedKey, abi: Abi) -> Vec<u8> {
-    crate::emit(&plan(key, abi), &crate::Placement::shape())
+    stub_with_unwind(key, abi).code
+}
+
+/// [`stub`], with how it unwinds.
+pub fn stub_with_unwind(key: BakedKey, abi: Abi) -> crate::Emitted {
+    crate::emit_with_unwind(&plan(key, abi), &crate::Placement::shape())
 }
 
 /// The GP argument classes a receiver stub distinguishes, in key order,
@@ -420,7 +425,12 @@ pub fn receiver_plan(key: ReceiverKey, abi: Abi) -> Plan {
 /// entry with the target in the thunk register, no guard, which does not
 /// depend on where it goes.
 pub fn receiver_stub(key: ReceiverKey, abi: Abi) -> Vec<u8> {
-    crate::emit(&receiver_plan(key, abi), &crate::Placement::register())
+    receiver_stub_with_unwind(key, abi).code
+}
+
+/// [`receiver_stub`], with how it unwinds.
+pub fn receiver_stub_with_unwind(key: ReceiverKey, abi: Abi) -> crate::Emitted {
+    crate::emit_with_unwind(&receiver_plan(key, abi), &crate::Placement::register())
 }
 
 #[cfg(test)]

@@ -203,7 +203,10 @@ pub struct Emitted {
 
 /// Emits the trampoline for `plan`, placed and linked as `at` says.
 pub fn emit(plan: &Plan, at: &Placement) -> Vec<u8> {
-    emit_with_unwind(plan, at).code
+    match plan.abi.isa() {
+        Isa::X86_64 => x86_64::emit_code(plan, at),
+        Isa::Aarch64 => aarch64::emit_code(plan, at),
+    }
 }
 
 /// [`emit`], with the trampoline's unwind information.

@@ -195,13 +195,25 @@ enum Value {
 ///
 /// If `plan` has more than [`MAX_ARGS`] arguments.
 pub fn emit(plan: &Plan, at: &Placement) -> Emitted {
+    assemble(plan, at, Assembler::new(Isa::Aarch64))
+}
+
+/// [`emit`]'s code alone, its frames not recorded.
+///
+/// # Panics
+///
+/// As [`emit`].
+pub fn emit_code(plan: &Plan, at: &Placement) -> Vec<u8> {
+    assemble(plan, at, Assembler::code_only(Isa::Aarch64)).code
+}
+
+fn assemble(plan: &Plan, at: &Placement, mut ops: Assembler) -> Emitted {
     assert!(
         plan.args.len() <= MAX_ARGS,
         "the AArch64 emitter handles at most {MAX_ARGS} arguments, not {}",
         plan.args.len()
     );
     debug_assert_eq!(plan.abi.isa(), Isa::Aarch64, "a plan for another ABI");
-    let mut ops = Assembler::new(Isa::Aarch64);
     assert!(
         at.guard.is_none() || at.target != Target::Register,
         "a stub with its target in x16 has no closed check: the check takes x16"
@@ -245,9 +257,7 @@ const fn pushed_record(record: i32) -> Frame {
 /// The frame once x29 points at the record: the CFA is x29 + `record`,
 /// whatever sp does below it.
 const fn in_record(record: i32) -> Frame {
-    let mut frame = pushed_record(record);
-    frame.cfa = reg::X29;
-    frame
+    pushed_record(record).on(reg::X29)
 }
 
 /// Pushes a frame record of `record` bytes (16, or 32 with room above it)

@@ -158,7 +158,15 @@ pub const THUNK_REGISTER: u8 = 11;
 /// Emits the trampoline for `plan` (an x86_64 plan), placed and linked as
 /// `at` says, with how it unwinds.
 pub fn emit(plan: &Plan, at: &Placement) -> Emitted {
-    let mut ops = Ops::new(Isa::X86_64);
+    assemble(plan, at, Ops::new(Isa::X86_64))
+}
+
+/// [`emit`]'s code alone, its frames not recorded.
+pub fn emit_code(plan: &Plan, at: &Placement) -> Vec<u8> {
+    assemble(plan, at, Ops::code_only(Isa::X86_64)).code
+}
+
+fn assemble(plan: &Plan, at: &Placement, mut ops: Ops) -> Emitted {
     assert!(
         at.guard.is_none() || at.target != Target::Register,
         "a stub with its target in r11 has no closed check: the check takes r11"
