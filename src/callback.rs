@@ -25,12 +25,16 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use jitcall_emitters::{emit_callback, emit_callback_bound, CallbackPlacement};
+use jitcall_emitters::unwind::EhFrame;
+use jitcall_emitters::{
+    emit_callback_bound, emit_callback_with_unwind, CallbackPlacement, Emitted,
+};
 use libffi::middle::Cif;
 
 use crate::fallback::ffi_type;
 use crate::function::{check_bindable, double_mapped, return_bytes, Fallback, Options, Tier};
 use crate::memory::{CodeBlock, MemoryRefused};
+use crate::perf_map;
 use crate::probe::{jit_status, JitUnavailable};
 use crate::thunks::{self, Thunk};
 use crate::value::widen;
@@ -386,17 +390,24 @@ fn jit_block(
     let mut entries = Vec::with_capacity(pieces.len());
     let fill = |base: u64, bytes: &mut [u8]| {
         let mut at = 0;
+        let mut placed = EhFrame::with_capacity(pieces.len());
         for &(plan, handler) in &pieces {
+            let address = base + at as u64;
             let placement = CallbackPlacement {
-                base: base + at as u64,
+                base: address,
                 handler: handler.func as usize as u64,
                 data: handler.data as u64,
             };
-            let code = emit_callback(plan, &placement);
+            let Emitted { code, unwind } = emit_callback_with_unwind(plan, &placement);
             bytes[at..at + code.len()].copy_from_slice(&code);
-            entries.push(base + at as u64);
+            perf_map::record(address, code.len(), || {
+                perf_map::name("callback", plan, "reverse")
+            });
+            entries.push(address);
+            placed.add(address, &unwind);
             at = (at + code.len()).next_multiple_of(CODE_ALIGN);
         }
+        placed
     };
     let block = if double_mapped(options) {
         CodeBlock::build_double_mapped(bound, fill)?
@@ -799,9 +810,14 @@ std::arch::global_asm!(
     "jitcall_callback_generic_0_1:",
     // Entered with rsp 8 past a 16-byte boundary: 8 + 8 + 160 aligns it.
     // [rsp, rsp+48): rdi–r9; [rsp+48, rsp+112): xmm0–7; [rsp+112,
-    // rsp+160): the return registers.
+    // rsp+160): the return registers. The .cfi directives describe the
+    // frame to the unwinder (the binary's .eh_frame).
+    ".cfi_startproc",
     "push rbp",
+    ".cfi_def_cfa_offset 16",
+    ".cfi_offset rbp, -16",
     "mov rbp, rsp",
+    ".cfi_def_cfa_register rbp",
     "sub rsp, 160",
     "mov [rsp], rdi",
     "mov [rsp + 8], rsi",
@@ -828,7 +844,10 @@ std::arch::global_asm!(
     "movsd xmm0, [rsp + 128]",
     "movsd xmm1, [rsp + 136]",
     "leave",
+    ".cfi_def_cfa rsp, 8",
+    ".cfi_restore rbp",
     "ret",
+    ".cfi_endproc",
     generic = sym generic_callback,
 );
 
@@ -840,9 +859,15 @@ std::arch::global_asm!(
     ".hidden jitcall_callback_generic_0_1",
     "jitcall_callback_generic_0_1:",
     // A frame record; [sp+16, sp+88): x0–x8, then a pad word; [sp+96,
-    // sp+160): d0–d7; [sp+160, sp+208): the return registers.
+    // sp+160): d0–d7; [sp+160, sp+208): the return registers. The .cfi
+    // directives describe the frame to the unwinder.
+    ".cfi_startproc",
     "stp x29, x30, [sp, #-208]!",
+    ".cfi_def_cfa_offset 208",
+    ".cfi_offset x29, -208",
+    ".cfi_offset x30, -200",
     "mov x29, sp",
+    ".cfi_def_cfa x29, 208",
     "stp x0, x1, [sp, #16]",
     "stp x2, x3, [sp, #32]",
     "stp x4, x5, [sp, #48]",
@@ -862,7 +887,11 @@ std::arch::global_asm!(
     "ldp d0, d1, [sp, #176]",
     "ldp d2, d3, [sp, #192]",
     "ldp x29, x30, [sp], #208",
+    ".cfi_def_cfa sp, 0",
+    ".cfi_restore x29",
+    ".cfi_restore x30",
     "ret",
+    ".cfi_endproc",
     generic = sym generic_callback,
 );
 

@@ -5,14 +5,17 @@ use std::ffi::c_void;
 use std::fmt;
 use std::sync::Arc;
 
+use jitcall_emitters::unwind::EhFrame;
 use jitcall_emitters::{
-    emit, emit_bound, FloatShapeValueFn, Guard, Placement, ShapeFn, ShapeValueFn, Target,
+    emit_bound, emit_with_unwind, Emitted, FloatShapeValueFn, Guard, Placement, ShapeFn,
+    ShapeValueFn, Target,
 };
 
 use crate::baked::{self, ReturnFix};
 use crate::fallback::LibffiCall;
 use crate::library::{on_closed_call, LibraryState};
 use crate::memory::{CodeBlock, MemoryRefused};
+use crate::perf_map;
 use crate::probe::{double_map_by_env, double_map_status, jit_status, JitUnavailable};
 use crate::receiver::ThunkReceiver;
 use crate::register_file::RegisterFileCall;
@@ -1060,17 +1063,25 @@ pub(crate) fn bind_batch(
             .sum();
         let fill = |base: u64, bytes: &mut [u8]| {
             let mut at = 0;
+            let mut placed = EhFrame::with_capacity(pieces.len());
             for &(plan, target) in &pieces {
+                let address = base + at as u64;
                 let placement = Placement {
-                    base: base + at as u64,
+                    base: address,
                     target: Target::Known(target),
                     guard,
                 };
-                let code = emit(plan, &placement);
+                let Emitted { code, unwind } = emit_with_unwind(plan, &placement);
                 bytes[at..at + code.len()].copy_from_slice(&code);
-                entries.push(base + at as u64);
+                perf_map::record(address, code.len(), || {
+                    let who = perf_map::symbol_or_address(target);
+                    perf_map::name(&who, plan, plan.entry.name())
+                });
+                entries.push(address);
+                placed.add(address, &unwind);
                 at = (at + code.len()).next_multiple_of(CODE_ALIGN);
             }
+            placed
         };
         let block = if double_mapped(options) {
             CodeBlock::build_double_mapped(bound, fill)

@@ -90,11 +90,13 @@ mod fallback;
 mod function;
 mod library;
 mod memory;
+mod perf_map;
 mod probe;
 mod receiver;
 mod register_file;
 mod shapes;
 mod thunks;
+mod unwind;
 mod value;
 #[cfg(all(target_arch = "x86_64", unix))]
 mod win64;
@@ -112,6 +114,7 @@ pub use jitcall_emitters::{FloatValueFn, ValueFn};
 pub use library::Library;
 pub use memory::MemoryRefused;
 pub use probe::{double_map_status, jit_available, jit_status, JitUnavailable};
+pub use unwind::registered_sections;
 pub use value::{StructValue, Value};
 #[cfg(all(target_arch = "x86_64", unix))]
 pub use win64::PackedWin64Fn;

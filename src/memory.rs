@@ -21,6 +21,10 @@
 use std::fmt;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
+use jitcall_emitters::unwind::EhFrame;
+
+use crate::unwind::Registration;
+
 /// A system call that refused executable memory, with its errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryRefused {
@@ -112,6 +116,9 @@ pub(crate) struct CodeBlock {
     /// The chunk the block lies in, when double-mapped; the block then
     /// owns no mapping of its own.
     chunk: Option<Arc<DoubleChunk>>,
+    /// How the code unwinds, registered with the system unwinder until the
+    /// block is dropped.
+    unwind: Option<Registration>,
 }
 
 // SAFETY: after construction the mapping is read-only and executable and no
@@ -123,8 +130,10 @@ unsafe impl Sync for CodeBlock {}
 
 impl CodeBlock {
     /// Maps at least `len` bytes RW, lets `fill` write code into them (it
-    /// receives the mapping's address and the writable bytes), synchronises
-    /// the instruction cache and flips the mapping to RX.
+    /// receives the mapping's address and the writable bytes, and returns
+    /// the `.eh_frame` of the pieces it placed),
+    /// synchronises the instruction cache, flips the mapping to RX and
+    /// registers the pieces' unwind information.
     ///
     /// With `near`, the mapping is placed within direct-branch reach of that
     /// address when the address space there is free, so that trampolines
@@ -138,19 +147,20 @@ impl CodeBlock {
     pub(crate) fn build(
         len: usize,
         near: Option<u64>,
-        fill: impl FnOnce(u64, &mut [u8]),
+        fill: impl FnOnce(u64, &mut [u8]) -> EhFrame,
     ) -> Result<CodeBlock, MemoryRefused> {
         let size = len.max(1).next_multiple_of(page_size());
         // From here on Drop unmaps the block, whatever fails.
-        let block = CodeBlock {
+        let mut block = CodeBlock {
             addr: map_read_write(size, near)?,
             len: size,
             chunk: None,
+            unwind: None,
         };
         // SAFETY: the mapping is ours, RW and `size` bytes long; no other
         // reference to it exists yet.
         let bytes = unsafe { std::slice::from_raw_parts_mut(block.addr, size) };
-        fill(block.addr as u64, bytes);
+        let pieces = fill(block.addr as u64, bytes);
         dynasmrt::cache_control::synchronize_icache(bytes);
         // SAFETY: the range is exactly our own mapping; no Rust reference
         // into it outlives this call (`bytes` is not used again).
@@ -159,13 +169,15 @@ impl CodeBlock {
         if flipped != 0 {
             return Err(MemoryRefused::last("mprotect"));
         }
+        block.unwind = Registration::new(pieces);
         Ok(block)
     }
 
     /// Places `len` bytes of code in the current double-mapped chunk (a
     /// new chunk when it is full), lets `fill` write them through the
-    /// read-write view (it receives the address the code runs at), and
-    /// synchronises the instruction cache.
+    /// read-write view (it receives the address the code runs at, and
+    /// returns the `.eh_frame` of the pieces it placed), synchronises the
+    /// instruction cache and registers the unwind information.
     ///
     /// # Errors
     ///
@@ -173,7 +185,7 @@ impl CodeBlock {
     /// made: `memfd_create`, `ftruncate` or `mmap`.
     pub(crate) fn build_double_mapped(
         len: usize,
-        fill: impl FnOnce(u64, &mut [u8]),
+        fill: impl FnOnce(u64, &mut [u8]) -> EhFrame,
     ) -> Result<CodeBlock, MemoryRefused> {
         let len = len.max(1).next_multiple_of(CODE_ALIGN);
         let mut current = CURRENT_CHUNK.lock().unwrap_or_else(PoisonError::into_inner);
@@ -194,7 +206,7 @@ impl CodeBlock {
         let bytes = unsafe { std::slice::from_raw_parts_mut(chunk.rw.add(offset), len) };
         // SAFETY: as above, for the read-execute view of the same bytes.
         let addr = unsafe { chunk.rx.add(offset) };
-        fill(addr as u64, bytes);
+        let pieces = fill(addr as u64, bytes);
         // Clean the written lines through the view they were written by,
         // invalidate the instruction cache through the view that runs them.
         dynasmrt::cache_control::synchronize_icache(bytes);
@@ -206,6 +218,7 @@ impl CodeBlock {
             addr,
             len,
             chunk: Some(chunk),
+            unwind: Registration::new(pieces),
         })
     }
 
@@ -222,6 +235,8 @@ impl CodeBlock {
 
 impl Drop for CodeBlock {
     fn drop(&mut self) {
+        // The unwinder forgets the code before it goes.
+        drop(self.unwind.take());
         if self.chunk.is_none() {
             // SAFETY: the mapping is ours and nothing refers to it any more:
             // the functions placed in it hold the Arc being dropped.

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use jitcall_emitters::unwind::EhFrame;
+
 use crate::memory::{CodeBlock, MemoryRefused};
 use crate::Abi;
 
@@ -60,6 +62,8 @@ fn probe() -> Result<(), JitUnavailable> {
     // fresh code where it is forbidden could kill the process.
     CodeBlock::build(1, None, |_, page| {
         page[..RETURN_INSTRUCTION.len()].copy_from_slice(RETURN_INSTRUCTION);
+        // Never run: nothing to unwind.
+        EhFrame::with_capacity(0)
     })
     .map(drop)
     .map_err(JitUnavailable::Refused)
@@ -100,6 +104,7 @@ pub fn double_map_status() -> Result<(), JitUnavailable> {
         precondition()?;
         CodeBlock::build_double_mapped(RETURN_INSTRUCTION.len(), |_, code| {
             code[..RETURN_INSTRUCTION.len()].copy_from_slice(RETURN_INSTRUCTION);
+            EhFrame::with_capacity(0)
         })
         .map(drop)
         .map_err(JitUnavailable::Refused)

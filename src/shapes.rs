@@ -7,9 +7,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
-use jitcall_emitters::{emit, Placement, ShapeFn};
+use jitcall_emitters::unwind::EhFrame;
+use jitcall_emitters::{emit_with_unwind, Placement, ShapeFn};
 
 use crate::memory::{CodeBlock, MemoryRefused};
+use crate::perf_map;
 use crate::{Entry, Plan};
 
 /// A shape's block while it lives, and where its value stub starts in it.
@@ -53,19 +55,35 @@ pub(crate) fn stubs(plan: &Plan) -> Result<ShapeStubs, MemoryRefused> {
     let (block, value_at) = match live {
         Some(live) => live,
         None => {
-            let packed = emit(&shape, &Placement::shape());
+            let packed = emit_with_unwind(&shape, &Placement::shape());
             let value = (shape.ret.as_struct().is_none()).then(|| {
                 let mut value = shape.clone();
                 value.entry = Entry::Value;
-                emit(&value, &Placement::shape())
+                emit_with_unwind(&value, &Placement::shape())
             });
-            let value_at = value.as_ref().map(|_| packed.len().next_multiple_of(ALIGN));
-            let len = value_at.unwrap_or(0) + value.as_ref().map_or(packed.len(), Vec::len);
-            let block = Arc::new(CodeBlock::build(len, None, |_, bytes| {
-                bytes[..packed.len()].copy_from_slice(&packed);
-                if let (Some(at), Some(value)) = (value_at, &value) {
-                    bytes[at..at + value.len()].copy_from_slice(value);
+            let value_at = value
+                .as_ref()
+                .map(|_| packed.code.len().next_multiple_of(ALIGN));
+            let len = value_at.unwrap_or(0)
+                + value
+                    .as_ref()
+                    .map_or(packed.code.len(), |value| value.code.len());
+            let block = Arc::new(CodeBlock::build(len, None, |base, bytes| {
+                bytes[..packed.code.len()].copy_from_slice(&packed.code);
+                perf_map::record(base, packed.code.len(), || {
+                    perf_map::name("shape", &shape, "packed")
+                });
+                let mut placed = EhFrame::with_capacity(2);
+                placed.add(base, &packed.unwind);
+                if let (Some(at), Some(value)) = (value_at, value) {
+                    let address = base + at as u64;
+                    bytes[at..at + value.code.len()].copy_from_slice(&value.code);
+                    perf_map::record(address, value.code.len(), || {
+                        perf_map::name("shape", &shape, "value")
+                    });
+                    placed.add(address, &value.unwind);
                 }
+                placed
             })?);
             if stubs.len() >= SWEEP_AT {
                 stubs.retain(|_, s| s.block.strong_count() > 0);

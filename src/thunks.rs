@@ -143,6 +143,9 @@ mod isa {
         ".globl jitcall_thunk_table_0_1",
         ".hidden jitcall_thunk_table_0_1",
         "jitcall_thunk_table_0_1:",
+        // One frame description for the whole table: a thunk touches no
+        // stack, so its caller's frame is the entry's throughout.
+        ".cfi_startproc",
         concat!(".rept ", table_bytes!(), " / 16"),
         // rip is the thunk's address + 7 here: the target, word 0 of the
         // slot at thunk + TABLE.
@@ -153,6 +156,7 @@ mod isa {
         "int3",
         "int3",
         ".endr",
+        ".cfi_endproc",
         ".globl jitcall_thunk_trap_0_1",
         ".hidden jitcall_thunk_trap_0_1",
         "jitcall_thunk_trap_0_1:",
@@ -185,6 +189,8 @@ mod isa {
         ".globl jitcall_thunk_table_0_1",
         ".hidden jitcall_thunk_table_0_1",
         "jitcall_thunk_table_0_1:",
+        // One frame description for the whole table, as on x86_64.
+        ".cfi_startproc",
         concat!(".rept ", table_bytes!(), " / 16"),
         // The target, word 0 of the slot at thunk + TABLE.
         concat!("ldr x16, . + ", table_bytes!()),
@@ -193,6 +199,7 @@ mod isa {
         "br x17",
         "brk #0",
         ".endr",
+        ".cfi_endproc",
         ".globl jitcall_thunk_trap_0_1",
         ".hidden jitcall_thunk_trap_0_1",
         "jitcall_thunk_trap_0_1:",

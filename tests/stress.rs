@@ -245,6 +245,8 @@ struct Reading {
     jit_kib: u64,
     rss_kib: u64,
     heap_kib: Option<u64>,
+    /// `.eh_frame` sections registered with the system unwinder.
+    sections: usize,
 }
 
 impl Reading {
@@ -256,6 +258,7 @@ impl Reading {
             jit_kib,
             rss_kib: status_kib("VmRSS"),
             heap_kib: heap_in_use_kib(),
+            sections: jitcall::registered_sections(),
         }
     }
 }
@@ -334,6 +337,7 @@ fn functions_created_and_dropped_by_eight_threads_are_reclaimed() {
             jit_kib: peak.jit_kib.max(now.jit_kib),
             rss_kib: peak.rss_kib.max(now.rss_kib),
             heap_kib: peak.heap_kib.max(now.heap_kib),
+            sections: peak.sections.max(now.sections),
         };
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -405,7 +409,16 @@ fn functions_created_and_dropped_by_eight_threads_are_reclaimed() {
             after.rss_kib
         ),
     }
+    assert_eq!(
+        after.sections, baseline.sections,
+        "unwind information outlived its functions: {} sections registered, {} before",
+        after.sections, baseline.sections
+    );
     if on_jit {
+        assert!(
+            peak.sections > baseline.sections,
+            "no reading saw a registered unwind section"
+        );
         if process::valgrind() {
             notice(
                 "live JIT mappings not required to be seen under valgrind: it runs one thread \
@@ -505,6 +518,10 @@ fn callbacks_created_and_dropped_by_eight_threads_are_reclaimed() {
         (after.jit_lines, after.jit_kib),
         (baseline.jit_lines, baseline.jit_kib),
         "JIT mappings outlived their callbacks"
+    );
+    assert_eq!(
+        after.sections, baseline.sections,
+        "unwind information outlived its callbacks"
     );
     if !process::valgrind() {
         assert!(

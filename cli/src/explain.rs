@@ -5,12 +5,10 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use jitcall::{
-    classify, emit, Abi, Entry, Guard, Isa, Limits, Options, Placement, Signature, Tier,
-};
+use jitcall::{classify, Abi, Entry, Guard, Isa, Limits, Options, Placement, Signature, Tier};
 use jitcall_emitters::baked::{self, RawReturn};
 use jitcall_emitters::disasm::disassemble;
-use jitcall_emitters::register_file;
+use jitcall_emitters::{emit_with_unwind, register_file, Emitted};
 
 /// Where the listings place the trampoline and its target: a target in
 /// direct-branch reach, as it usually is.
@@ -74,11 +72,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         "{abi}, {entry} entry: eligible; under Node.js limits {node}"
                     );
                     let _ = writeln!(out, "{}", plan.describe());
-                    let code = emit(&plan, &at);
+                    let code = emit_with_unwind(&plan, &at);
                     let _ = writeln!(
                         out,
                         "  code: {} bytes (placed at {BASE:#x}, target at {TARGET:#x})",
-                        code.len()
+                        code.code.len()
                     );
                     listing(&mut out, abi, &code, BASE);
                     match entry {
@@ -121,9 +119,18 @@ fn foreign_note(abi: Abi) -> &'static str {
     }
 }
 
-fn listing(out: &mut String, abi: Abi, code: &[u8], base: u64) {
-    for line in disassemble(abi, code, base) {
+/// The disassembly of `code` placed at `base`, then how it unwinds: the
+/// frame from each offset on, as the `.eh_frame` jitcall registers says.
+fn listing(out: &mut String, abi: Abi, code: &Emitted, base: u64) {
+    for line in disassemble(abi, &code.code, base) {
         let _ = writeln!(out, "    {line}");
+    }
+    let _ = writeln!(
+        out,
+        "    unwind (CFA and saved registers from each offset on):"
+    );
+    for line in code.unwind.describe() {
+        let _ = writeln!(out, "      {line}");
     }
 }
 
@@ -189,13 +196,13 @@ fn receiver_ahead(out: &mut String, sig: &Signature, abi: Abi) {
         Some(key) => {
             let (classes, ret) = key.decode();
             let classes: Vec<String> = classes.iter().map(|t| t.to_string()).collect();
-            let code = baked::receiver_stub(key, abi);
+            let code = baked::receiver_stub_with_unwind(key, abi);
             let _ = writeln!(
                 out,
                 "  baked receiver stub, which a static thunk enters with the target in {register}: \
                  integer classes ({}), return {ret:?}: {} bytes",
                 classes.join(", "),
-                code.len()
+                code.code.len()
             );
             listing(out, abi, &code, 0);
         }
@@ -213,11 +220,11 @@ fn receiver_ahead(out: &mut String, sig: &Signature, abi: Abi) {
 /// shape's shared stub (the JIT's, once per shape) and the baked tier's
 /// (compiled into the library).
 fn compiled_ahead(out: &mut String, sig: &Signature, plan: &jitcall::Plan, abi: Abi) {
-    let shared = emit(&plan.shape(), &Placement::shape());
+    let shared = emit_with_unwind(&plan.shape(), &Placement::shape());
     let _ = writeln!(
         out,
         "  shared stub, the target passed as data (third argument): {} bytes",
-        shared.len()
+        shared.code.len()
     );
     listing(out, abi, &shared, 0);
     match baked::key(sig) {
@@ -229,22 +236,23 @@ fn compiled_ahead(out: &mut String, sig: &Signature, plan: &jitcall::Plan, abi: 
                 RawReturn::Int => "the integer register, raw",
                 RawReturn::Float => "the FP register, raw",
             };
-            let code = baked::stub(key, abi);
+            let code = baked::stub_with_unwind(key, abi);
             let _ =
                 writeln!(out,
                 "  baked stub, compiled into the library: classes ({}), returning {raw}: {} bytes",
                 classes.join(", "),
-                code.len()
+                code.code.len()
             );
             listing(out, abi, &code, 0);
         }
         None => {
-            let code = register_file::emit(abi).expect("a hosted ABI has a register-file stub");
+            let code = register_file::emit_with_unwind(abi)
+                .expect("a hosted ABI has a register-file stub");
             let _ = writeln!(
                 out,
                 "  baked: no stub of its own; the moves above fill a register file per call, \
                  and the register-file stub ({} bytes) loads it:",
-                code.len()
+                code.code.len()
             );
             listing(out, abi, &code, 0);
         }
