@@ -415,17 +415,18 @@ fn functions_created_and_dropped_by_eight_threads_are_reclaimed() {
         after.sections, baseline.sections
     );
     if on_jit {
-        assert!(
-            peak.sections > baseline.sections,
-            "no reading saw a registered unwind section"
-        );
         if process::valgrind() {
             notice(
-                "live JIT mappings not required to be seen under valgrind: it runs one thread \
-                 at a time, and the reader rarely runs while a worker holds functions",
+                "live JIT mappings and registered unwind sections not required to be seen \
+                 under valgrind: it runs one thread at a time, and the reader rarely runs \
+                 while a worker holds functions",
             );
         } else {
             assert!(jit_seen > 0, "no reading saw a live JIT mapping");
+            assert!(
+                peak.sections > baseline.sections,
+                "no reading saw a registered unwind section"
+            );
         }
         // Step 0 binds one function alone, step 1 one with a receiver.
         assert_eq!(work.bind(0)[0].1.tier(), Tier::Shared);
