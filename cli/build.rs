@@ -10,9 +10,15 @@ fn main() {
         println!("cargo:rustc-env=JITCALL_RUSTC_VERSION={}", version.trim());
     }
     println!("cargo:rerun-if-changed=c/callback_drivers.c");
+    // Only the binary links the loops (`#[link]` in `src/bench/callbacks.rs`):
+    // cargo would pass a library the build script names to the package's
+    // library, which the C API's libjitcall.a then carries.
     cc::Build::new()
         .file("c/callback_drivers.c")
         .opt_level(2)
         .warnings(true)
+        .cargo_metadata(false)
         .compile("jitcall_callback_drivers");
+    let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    println!("cargo:rustc-link-search=native={out_dir}");
 }

@@ -3,7 +3,6 @@
 //! shared stub, and the baked tier's stub.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use jitcall::{classify, Abi, Entry, Guard, Isa, Limits, Options, Placement, Signature, Tier};
 use jitcall_emitters::baked::{self, RawReturn};
@@ -21,19 +20,19 @@ const LIBRARY_GUARD: Guard = Guard {
     on_closed: 0x40_0000,
 };
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let (library, text) = match args {
-        [text] => (false, text),
-        [flag, text] if flag == "--library" => (true, text),
-        _ => {
-            return Err(
-                "explain takes one signature, e.g. jitcall explain \"(i32, f64) -> u8\", \
-                 after --library to show a function bound from a Library"
-                    .into(),
-            )
-        }
-    };
-    let sig = Signature::parse(text).map_err(|e| format!("bad signature: {e}"))?;
+/// What `jitcall explain` prints for `signature` (the text form or the
+/// JSON object form): the tier each way of binding it takes in this
+/// process, then, for every ABI and entry kind, where each argument goes,
+/// whether the signature is eligible, and the code disassembled. With
+/// `library`, the code of a function bound from a `Library`, which starts
+/// with the closed check.
+///
+/// # Errors
+///
+/// `bad signature: ` and the parser's message, which says where, for a
+/// malformed signature.
+pub fn explain(signature: &str, library: bool) -> Result<String, String> {
+    let sig = Signature::parse(signature).map_err(|e| format!("bad signature: {e}"))?;
     let at = Placement {
         guard: library.then_some(LIBRARY_GUARD),
         ..Placement::at(BASE, TARGET)
@@ -96,13 +95,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
         }
     }
-    match std::io::stdout().lock().write_all(out.as_bytes()) {
-        // A reader that stopped early (`| head`) is not an error.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(format!("cannot write the explanation: {e}"))
-        }
-        _ => Ok(()),
-    }
+    Ok(out)
 }
 
 /// How functions of an ABI jitcall does not run on are bound.

@@ -9,11 +9,11 @@
 //! jitcall explain --library "(f64) -> f64"
 //! ```
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
-mod explain;
 
 const USAGE: &str = "\
 usage: jitcall [COMMAND]
@@ -59,6 +59,29 @@ fn bench_config(args: &[String]) -> Result<bench::Config, String> {
     Ok(config)
 }
 
+/// `explain [--library] SIGNATURE`: prints [`jitcall_cli::explain`].
+fn explain(args: &[String]) -> Result<(), String> {
+    let (library, signature) = match args {
+        [signature] => (false, signature),
+        [flag, signature] if flag == "--library" => (true, signature),
+        _ => {
+            return Err(
+                "explain takes one signature, e.g. jitcall explain \"(i32, f64) -> u8\", \
+                 after --library to show a function bound from a Library"
+                    .into(),
+            )
+        }
+    };
+    let out = jitcall_cli::explain(signature, library)?;
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the explanation: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The command-line arguments, or which one is not UTF-8.
 fn arguments() -> Result<Vec<String>, String> {
     std::env::args_os()
@@ -87,7 +110,7 @@ fn main() -> ExitCode {
         Some(flag) if flag.starts_with("--") && !matches!(flag, "--help") => {
             bench_config(&args).and_then(|config| bench::run(&config))
         }
-        Some("explain") => explain::run(&args[1..]),
+        Some("explain") => explain(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

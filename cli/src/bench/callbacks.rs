@@ -9,6 +9,9 @@ use jitcall::{Callback, CallbackFn, Options, Signature, Tier};
 
 use super::timing::{self, Loop, Measurement, Method};
 
+// Linked here, by the binary, rather than by the build script: the
+// package's library (`explain`, which the C API links) has no use for it.
+#[link(name = "jitcall_callback_drivers", kind = "static")]
 extern "C" {
     fn jcb_drive_ii(f: *const c_void, n: u64) -> i64;
     fn jcb_drive_dd(f: *const c_void, n: u64) -> f64;
