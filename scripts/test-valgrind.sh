@@ -5,7 +5,8 @@
 # struct and variadic tests and their generated suite, and
 # the memory and stress tests (whose W^X audits say they cannot run there:
 # valgrind's own translation cache is writable and executable), and the
-# Win64 suite (the generated suites run in Win64 too).
+# Win64 suite (the generated suites run in Win64 too); and the C API's C
+# tests.
 #
 # --smc-check=all makes valgrind treat every executed page as code that may
 # have been written since it was translated, which is what a JIT's pages
@@ -53,5 +54,8 @@ export JITCALL_STRESS_FUNCTIONS=2000
 
 run cargo test -p jitcall --lib --test differential --test abi --test generated --test close --test callbacks \
     --test structs --test generated_structs --test memory --test stress --test win64
+# The C API's C programs, each run under valgrind by the test itself
+# (it sees the runner and starts them through it).
+run cargo test -p jitcall-capi --test c_api
 
 echo "== valgrind found no errors in ${SECONDS}s"
