@@ -87,9 +87,17 @@ pub fn explain(signature: &str, library: bool) -> Result<String, String> {
                     }
                 }
                 Err(rule) => {
+                    let consequence = match entry {
+                        Entry::Packed if abi == Abi::AppleAarch64 => {
+                            "no libffi has this ABI on Linux: binding fails (NoCallPath)"
+                        }
+                        Entry::Packed => "the function goes to libffi",
+                        Entry::Receiver => "no receiver entry; call through the packed entry",
+                        Entry::Value => "call_packed goes through the packed entry",
+                    };
                     let _ = writeln!(
                         out,
-                        "{abi}, {entry} entry: not eligible, goes to libffi: {rule}"
+                        "{abi}, {entry} entry: not eligible, {consequence}: {rule}"
                     );
                 }
             }
