@@ -1,7 +1,7 @@
 //! The benchmarked signatures: their callees, argument values and the
 //! typed loops that call them directly and through a receiver entry.
 //!
-//! Each [`Case`] is built by the [`case!`] macro from the Rust types of its
+//! Each [`Case`] is built by the `case!` macro from the Rust types of its
 //! arguments, so the signature jitcall binds, the typed function pointer
 //! of the direct call, the receiver entry's widened parameter list, the
 //! packed slots and the checked-call values all come from one list and
