@@ -26,6 +26,13 @@ fn main() {
     };
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out.join("baked.rs"), generate(abi)).expect("OUT_DIR is writable");
+    // GDB's JIT interface: its descriptor and breakpoint function, weak.
+    println!("cargo:rerun-if-changed=c/gdb_jit.c");
+    cc::Build::new()
+        .file("c/gdb_jit.c")
+        .opt_level(2)
+        .warnings(true)
+        .compile("jitcall_gdb_jit");
 }
 
 /// The Rust source of the baked tier for `abi`.

@@ -33,6 +33,7 @@ use libffi::middle::Cif;
 
 use crate::fallback::ffi_type;
 use crate::function::{check_bindable, double_mapped, return_bytes, Fallback, Options, Tier};
+use crate::gdb_jit::Names;
 use crate::memory::{CodeBlock, MemoryRefused};
 use crate::perf_map;
 use crate::probe::{jit_status, JitUnavailable};
@@ -391,6 +392,7 @@ fn jit_block(
     let fill = |base: u64, bytes: &mut [u8]| {
         let mut at = 0;
         let mut placed = EhFrame::with_capacity(pieces.len());
+        let mut names = Names::default();
         for &(plan, handler) in &pieces {
             let address = base + at as u64;
             let placement = CallbackPlacement {
@@ -400,14 +402,14 @@ fn jit_block(
             };
             let Emitted { code, unwind } = emit_callback_with_unwind(plan, &placement);
             bytes[at..at + code.len()].copy_from_slice(&code);
-            perf_map::record(address, code.len(), || {
-                perf_map::name("callback", plan, "reverse")
-            });
+            let name = || perf_map::name("callback", plan, "reverse");
+            perf_map::record(address, code.len(), name);
+            names.add(at as u64, code.len(), name);
             entries.push(address);
             placed.add(address, &unwind);
             at = (at + code.len()).next_multiple_of(CODE_ALIGN);
         }
-        placed
+        (placed, names)
     };
     let block = if double_mapped(options) {
         CodeBlock::build_double_mapped(bound, fill)?

@@ -88,6 +88,7 @@ mod errno;
 mod error;
 mod fallback;
 mod function;
+mod gdb_jit;
 mod library;
 mod memory;
 mod perf_map;

@@ -23,6 +23,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use jitcall_emitters::unwind::EhFrame;
 
+use crate::gdb_jit::{self, Names};
 use crate::unwind::Registration;
 
 /// A system call that refused executable memory, with its errno.
@@ -119,6 +120,8 @@ pub(crate) struct CodeBlock {
     /// How the code unwinds, registered with the system unwinder until the
     /// block is dropped.
     unwind: Option<Registration>,
+    /// The pieces' names, registered with gdb (`JITCALL_GDB_JIT`).
+    gdb: Option<gdb_jit::Registration>,
 }
 
 // SAFETY: after construction the mapping is read-only and executable and no
@@ -131,7 +134,7 @@ unsafe impl Sync for CodeBlock {}
 impl CodeBlock {
     /// Maps at least `len` bytes RW, lets `fill` write code into them (it
     /// receives the mapping's address and the writable bytes, and returns
-    /// the `.eh_frame` of the pieces it placed),
+    /// the `.eh_frame` of the pieces it placed and their names for gdb),
     /// synchronises the instruction cache, flips the mapping to RX and
     /// registers the pieces' unwind information.
     ///
@@ -147,7 +150,7 @@ impl CodeBlock {
     pub(crate) fn build(
         len: usize,
         near: Option<u64>,
-        fill: impl FnOnce(u64, &mut [u8]) -> EhFrame,
+        fill: impl FnOnce(u64, &mut [u8]) -> (EhFrame, Names),
     ) -> Result<CodeBlock, MemoryRefused> {
         let size = len.max(1).next_multiple_of(page_size());
         // From here on Drop unmaps the block, whatever fails.
@@ -156,11 +159,12 @@ impl CodeBlock {
             len: size,
             chunk: None,
             unwind: None,
+            gdb: None,
         };
         // SAFETY: the mapping is ours, RW and `size` bytes long; no other
         // reference to it exists yet.
         let bytes = unsafe { std::slice::from_raw_parts_mut(block.addr, size) };
-        let pieces = fill(block.addr as u64, bytes);
+        let (pieces, names) = fill(block.addr as u64, bytes);
         dynasmrt::cache_control::synchronize_icache(bytes);
         // SAFETY: the range is exactly our own mapping; no Rust reference
         // into it outlives this call (`bytes` is not used again).
@@ -170,13 +174,15 @@ impl CodeBlock {
             return Err(MemoryRefused::last("mprotect"));
         }
         block.unwind = Registration::new(pieces);
+        block.gdb = gdb_jit::Registration::new(block.addr as u64, size, names);
         Ok(block)
     }
 
     /// Places `len` bytes of code in the current double-mapped chunk (a
     /// new chunk when it is full), lets `fill` write them through the
     /// read-write view (it receives the address the code runs at, and
-    /// returns the `.eh_frame` of the pieces it placed), synchronises the
+    /// returns the `.eh_frame` and gdb names of the pieces it placed),
+    /// synchronises the
     /// instruction cache and registers the unwind information.
     ///
     /// # Errors
@@ -185,7 +191,7 @@ impl CodeBlock {
     /// made: `memfd_create`, `ftruncate` or `mmap`.
     pub(crate) fn build_double_mapped(
         len: usize,
-        fill: impl FnOnce(u64, &mut [u8]) -> EhFrame,
+        fill: impl FnOnce(u64, &mut [u8]) -> (EhFrame, Names),
     ) -> Result<CodeBlock, MemoryRefused> {
         let len = len.max(1).next_multiple_of(CODE_ALIGN);
         let mut current = CURRENT_CHUNK.lock().unwrap_or_else(PoisonError::into_inner);
@@ -206,7 +212,7 @@ impl CodeBlock {
         let bytes = unsafe { std::slice::from_raw_parts_mut(chunk.rw.add(offset), len) };
         // SAFETY: as above, for the read-execute view of the same bytes.
         let addr = unsafe { chunk.rx.add(offset) };
-        let pieces = fill(addr as u64, bytes);
+        let (pieces, names) = fill(addr as u64, bytes);
         // Clean the written lines through the view they were written by,
         // invalidate the instruction cache through the view that runs them.
         dynasmrt::cache_control::synchronize_icache(bytes);
@@ -219,6 +225,7 @@ impl CodeBlock {
             len,
             chunk: Some(chunk),
             unwind: Registration::new(pieces),
+            gdb: gdb_jit::Registration::new(addr as u64, len, names),
         })
     }
 
@@ -235,8 +242,9 @@ impl CodeBlock {
 
 impl Drop for CodeBlock {
     fn drop(&mut self) {
-        // The unwinder forgets the code before it goes.
+        // The unwinder and gdb forget the code before it goes.
         drop(self.unwind.take());
+        drop(self.gdb.take());
         if self.chunk.is_none() {
             // SAFETY: the mapping is ours and nothing refers to it any more:
             // the functions placed in it hold the Arc being dropped.

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use jitcall_emitters::unwind::EhFrame;
 
+use crate::gdb_jit::Names;
 use crate::memory::{CodeBlock, MemoryRefused};
 use crate::Abi;
 
@@ -63,7 +64,7 @@ fn probe() -> Result<(), JitUnavailable> {
     CodeBlock::build(1, None, |_, page| {
         page[..RETURN_INSTRUCTION.len()].copy_from_slice(RETURN_INSTRUCTION);
         // Never run: nothing to unwind.
-        EhFrame::with_capacity(0)
+        (EhFrame::with_capacity(0), Names::default())
     })
     .map(drop)
     .map_err(JitUnavailable::Refused)
@@ -104,7 +105,7 @@ pub fn double_map_status() -> Result<(), JitUnavailable> {
         precondition()?;
         CodeBlock::build_double_mapped(RETURN_INSTRUCTION.len(), |_, code| {
             code[..RETURN_INSTRUCTION.len()].copy_from_slice(RETURN_INSTRUCTION);
-            EhFrame::with_capacity(0)
+            (EhFrame::with_capacity(0), Names::default())
         })
         .map(drop)
         .map_err(JitUnavailable::Refused)

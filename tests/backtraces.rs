@@ -663,3 +663,93 @@ fn perf_report_names_samples_in_trampolines() {
     );
     println!("perf: {}", named.unwrap().trim());
 }
+
+/// Set in the child process gdb runs.
+const GDB_CHILD: &str = "JITCALL_TEST_GDB_CHILD";
+
+/// The callee gdb stops in.
+#[no_mangle]
+#[inline(never)]
+extern "C" fn jitcall_test_gdb_callee(a: i64) -> i64 {
+    std::hint::black_box(a) + 1
+}
+
+/// With `JITCALL_GDB_JIT=1`, gdb names a trampoline in a backtrace, from
+/// the in-memory symbol file registered through its JIT interface; without
+/// it, the frame is `??`. Needs gdb (a notice says so where it is missing
+/// or cannot trace).
+#[test]
+fn gdb_names_the_trampoline_in_a_backtrace() {
+    if std::env::var_os(GDB_CHILD).is_some() {
+        let Some(options) = jit() else { return };
+        let target = jitcall_test_gdb_callee as *const c_void;
+        // SAFETY: the callee has this signature.
+        let f = unsafe { Function::with_options(target, &sig("(i64) -> i64"), &options) }.unwrap();
+        // SAFETY: the packed entry of (i64) -> i64.
+        let entry = unsafe {
+            std::mem::transmute::<*const c_void, jitcall::PackedFn>(f.jit_entry().unwrap())
+        };
+        let mut ret = 0;
+        // SAFETY: one slot, a return slot.
+        unsafe { entry(&41, &mut ret) };
+        println!("returned {ret}");
+        return;
+    }
+    if jit().is_none() {
+        return;
+    }
+    if jitcall_fixtures::process::emulator().is_some() || jitcall_fixtures::process::valgrind() {
+        println!("NOTICE: under an emulator or valgrind: gdb is NOT run");
+        return;
+    }
+    let backtrace = |gdb_jit: &str| {
+        std::process::Command::new("gdb")
+            .args(["-batch", "-nx", "-ex", "set breakpoint pending on"])
+            .args([
+                "-ex",
+                "break jitcall_test_gdb_callee",
+                "-ex",
+                "run",
+                "-ex",
+                "bt",
+            ])
+            .arg("--args")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "gdb_names_the_trampoline_in_a_backtrace",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(GDB_CHILD, "1")
+            .env("JITCALL_GDB_JIT", gdb_jit)
+            .output()
+    };
+    let named = match backtrace("1") {
+        Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
+        Err(e) => {
+            println!("NOTICE: no gdb here ({e}): the GDB JIT interface is NOT checked");
+            return;
+        }
+    };
+    let frames: Vec<&str> = named.lines().filter(|l| l.starts_with('#')).collect();
+    if frames.is_empty() {
+        println!("NOTICE: gdb could not run the test here: the GDB JIT interface is NOT checked\n{named}");
+        return;
+    }
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.contains("jitcall:") && f.contains("(i64) -> i64 packed")),
+        "no frame named after the trampoline:\n{named}"
+    );
+    // The same without the interface: gdb has no name for the frame.
+    let unnamed = String::from_utf8_lossy(&backtrace("0").unwrap().stdout).into_owned();
+    assert!(
+        !unnamed.contains("jitcall:0x"),
+        "named without the interface:\n{unnamed}"
+    );
+    println!(
+        "gdb: {}",
+        frames.iter().find(|f| f.contains("jitcall:")).unwrap()
+    );
+}
