@@ -355,11 +355,7 @@ fn to_slot(
         },
         Type::I64 | Type::U64 => {
             if let Some(big) = value.as_big_int() {
-                return big
-                    .clone()
-                    .to_i64()
-                    .map(|v| v as u64)
-                    .map_err(|_| Wrong::Range);
+                return bits_of(big);
             }
             match integer(value) {
                 Some(Ok(v)) if ty == Type::I64 || v >= 0 => Ok(v as u64),
@@ -397,17 +393,21 @@ fn to_slot(
     }
 }
 
+/// A bigint's low 64 bits, as `BigInt64Array` stores it.
+fn bits_of(big: &BigInt<'_>) -> std::result::Result<u64, Wrong> {
+    big.clone()
+        .to_i64()
+        .map(|v| v as u64)
+        .map_err(|_| Wrong::Range)
+}
+
 /// A pointer-like argument.
 fn pointer(value: &Value<'_>, temporaries: &mut Temporaries) -> std::result::Result<u64, Wrong> {
     if value.is_null() || value.is_undefined() {
         return Ok(0);
     }
     if let Some(big) = value.as_big_int() {
-        return big
-            .clone()
-            .to_i64()
-            .map(|v| v as u64)
-            .map_err(|_| Wrong::Range);
+        return bits_of(big);
     }
     if let Some(n) = integer(value) {
         return match n {
