@@ -33,9 +33,8 @@ use libffi::middle::Cif;
 
 use crate::fallback::ffi_type;
 use crate::function::{check_bindable, double_mapped, return_bytes, Fallback, Options, Tier};
-use crate::gdb_jit::Names;
 use crate::memory::{CodeBlock, MemoryRefused};
-use crate::perf_map;
+use crate::perf_map::{self, Names};
 use crate::probe::{jit_status, JitUnavailable};
 use crate::thunks::{self, Thunk};
 use crate::value::widen;
@@ -392,7 +391,7 @@ fn jit_block(
     let fill = |base: u64, bytes: &mut [u8]| {
         let mut at = 0;
         let mut placed = EhFrame::with_capacity(pieces.len());
-        let mut names = Names::default();
+        let mut names = Names::new(base);
         for &(plan, handler) in &pieces {
             let address = base + at as u64;
             let placement = CallbackPlacement {
@@ -402,9 +401,9 @@ fn jit_block(
             };
             let Emitted { code, unwind } = emit_callback_with_unwind(plan, &placement);
             bytes[at..at + code.len()].copy_from_slice(&code);
-            let name = || perf_map::name("callback", plan, "reverse");
-            perf_map::record(address, code.len(), name);
-            names.add(at as u64, code.len(), name);
+            names.add(address, code.len(), || {
+                perf_map::name("callback", plan, "reverse")
+            });
             entries.push(address);
             placed.add(address, &unwind);
             at = (at + code.len()).next_multiple_of(CODE_ALIGN);

@@ -13,10 +13,9 @@ use jitcall_emitters::{
 
 use crate::baked::{self, ReturnFix};
 use crate::fallback::LibffiCall;
-use crate::gdb_jit::Names;
 use crate::library::{on_closed_call, LibraryState};
 use crate::memory::{CodeBlock, MemoryRefused};
-use crate::perf_map;
+use crate::perf_map::{self, Names};
 use crate::probe::{double_map_by_env, double_map_status, jit_status, JitUnavailable};
 use crate::receiver::ThunkReceiver;
 use crate::register_file::RegisterFileCall;
@@ -1065,7 +1064,7 @@ pub(crate) fn bind_batch(
         let fill = |base: u64, bytes: &mut [u8]| {
             let mut at = 0;
             let mut placed = EhFrame::with_capacity(pieces.len());
-            let mut names = Names::default();
+            let mut names = Names::new(base);
             for &(plan, target) in &pieces {
                 let address = base + at as u64;
                 let placement = Placement {
@@ -1075,12 +1074,10 @@ pub(crate) fn bind_batch(
                 };
                 let Emitted { code, unwind } = emit_with_unwind(plan, &placement);
                 bytes[at..at + code.len()].copy_from_slice(&code);
-                let name = || {
+                names.add(address, code.len(), || {
                     let who = perf_map::symbol_or_address(target);
                     perf_map::name(&who, plan, plan.entry.name())
-                };
-                perf_map::record(address, code.len(), name);
-                names.add(at as u64, code.len(), name);
+                });
                 entries.push(address);
                 placed.add(address, &unwind);
                 at = (at + code.len()).next_multiple_of(CODE_ALIGN);

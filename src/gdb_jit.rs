@@ -14,6 +14,8 @@
 use std::ffi::c_char;
 use std::sync::{LazyLock, Mutex, PoisonError};
 
+use crate::perf_map::Names;
+
 /// `struct jit_code_entry` of `c/gdb_jit.c`.
 #[repr(C)]
 struct JitCodeEntry {
@@ -54,21 +56,6 @@ pub(crate) fn enabled() -> bool {
     *ENABLED
 }
 
-/// The pieces of one block to name: offset from the block's start, size
-/// and name.
-#[derive(Default)]
-pub(crate) struct Names(Vec<(u64, u64, String)>);
-
-impl Names {
-    /// Names `len` bytes at `offset` of the block `name()`, when the
-    /// interface is on (`name` is not called otherwise).
-    pub(crate) fn add(&mut self, offset: u64, len: usize, name: impl FnOnce() -> String) {
-        if enabled() {
-            self.0.push((offset, len as u64, name()));
-        }
-    }
-}
-
 /// A block's symbol file, registered with gdb until dropped.
 pub(crate) struct Registration {
     /// Boxed: gdb's list points to it.
@@ -88,10 +75,11 @@ impl Registration {
     /// Registers the block of `len` bytes at `address` with its `names`;
     /// `None` when there is nothing to name.
     pub(crate) fn new(address: u64, len: usize, names: Names) -> Option<Registration> {
-        if names.0.is_empty() {
+        let names = names.into_gdb();
+        if names.is_empty() {
             return None;
         }
-        let image = elf(address, len as u64, &names.0);
+        let image = elf(address, len as u64, &names);
         let mut entry = Box::new(JitCodeEntry {
             next_entry: std::ptr::null_mut(),
             prev_entry: std::ptr::null_mut(),

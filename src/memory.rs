@@ -23,7 +23,8 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use jitcall_emitters::unwind::EhFrame;
 
-use crate::gdb_jit::{self, Names};
+use crate::gdb_jit;
+use crate::perf_map::Names;
 use crate::unwind::Registration;
 
 /// A system call that refused executable memory, with its errno.

@@ -9,12 +9,16 @@
 //! The map is appended to as code is placed and never rewritten: a range
 //! freed and reused later gets a line of its own after the first. The
 //! variable is read once, on first use.
+//!
+//! [`Names`] names a block's pieces once for both readers: this map, and
+//! the symbol file gdb gets (`crate::gdb_jit`).
 
 use std::ffi::{c_void, CStr};
 use std::fs::File;
 use std::io::Write;
 use std::sync::{LazyLock, Mutex, PoisonError};
 
+use crate::gdb_jit;
 use crate::{Plan, Signature};
 
 /// The open map, when `JITCALL_PERF_MAP` asks for one and it can be
@@ -34,15 +38,49 @@ static MAP: LazyLock<Option<Mutex<File>>> = LazyLock::new(|| {
     }
 });
 
-/// Appends `len` bytes of code at `start`, called `name()`, to the map
-/// when it is being written (`name` is not called otherwise).
-pub(crate) fn record(start: u64, len: usize, name: impl FnOnce() -> String) {
-    let Some(map) = MAP.as_ref() else { return };
-    let line = format!("{start:x} {len:x} {}\n", name());
-    let mut file = map.lock().unwrap_or_else(PoisonError::into_inner);
-    // A map that cannot be written costs the profile its names, nothing
-    // more: the error is not the caller's.
-    let _ = file.write_all(line.as_bytes());
+/// The names of the pieces of one block of code, for whoever asked for
+/// them: a line each in the perf map (`JITCALL_PERF_MAP`), and the symbols
+/// of the block's symbol file for gdb (`JITCALL_GDB_JIT`).
+pub(crate) struct Names {
+    /// The block's first byte.
+    base: u64,
+    /// For gdb: offset in the block, size, name.
+    gdb: Vec<(u64, u64, String)>,
+}
+
+impl Names {
+    /// Names for the block starting at `base`.
+    pub(crate) fn new(base: u64) -> Names {
+        Names {
+            base,
+            gdb: Vec::new(),
+        }
+    }
+
+    /// Names `len` bytes of code at `address` (in the block) `name()`,
+    /// computed once and only when a perf map or gdb wants it.
+    pub(crate) fn add(&mut self, address: u64, len: usize, name: impl FnOnce() -> String) {
+        let gdb = gdb_jit::enabled();
+        if MAP.is_none() && !gdb {
+            return;
+        }
+        let name = name();
+        if let Some(map) = MAP.as_ref() {
+            let line = format!("{address:x} {len:x} {name}\n");
+            let mut file = map.lock().unwrap_or_else(PoisonError::into_inner);
+            // A map that cannot be written costs the profile its names,
+            // nothing more: the error is not the caller's.
+            let _ = file.write_all(line.as_bytes());
+        }
+        if gdb {
+            self.gdb.push((address - self.base, len as u64, name));
+        }
+    }
+
+    /// What gdb's symbol file names: offset in the block, size, name.
+    pub(crate) fn into_gdb(self) -> Vec<(u64, u64, String)> {
+        self.gdb
+    }
 }
 
 /// The dynamic symbol at exactly `address`, or the address in hex.

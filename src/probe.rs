@@ -5,8 +5,8 @@ use std::sync::OnceLock;
 
 use jitcall_emitters::unwind::EhFrame;
 
-use crate::gdb_jit::Names;
 use crate::memory::{CodeBlock, MemoryRefused};
+use crate::perf_map::Names;
 use crate::Abi;
 
 /// Why the JIT tier is unavailable for the whole process.
@@ -64,7 +64,7 @@ fn probe() -> Result<(), JitUnavailable> {
     CodeBlock::build(1, None, |_, page| {
         page[..RETURN_INSTRUCTION.len()].copy_from_slice(RETURN_INSTRUCTION);
         // Never run: nothing to unwind.
-        (EhFrame::with_capacity(0), Names::default())
+        (EhFrame::with_capacity(0), Names::new(0))
     })
     .map(drop)
     .map_err(JitUnavailable::Refused)
@@ -105,7 +105,7 @@ pub fn double_map_status() -> Result<(), JitUnavailable> {
         precondition()?;
         CodeBlock::build_double_mapped(RETURN_INSTRUCTION.len(), |_, code| {
             code[..RETURN_INSTRUCTION.len()].copy_from_slice(RETURN_INSTRUCTION);
-            (EhFrame::with_capacity(0), Names::default())
+            (EhFrame::with_capacity(0), Names::new(0))
         })
         .map(drop)
         .map_err(JitUnavailable::Refused)

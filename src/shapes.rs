@@ -10,9 +10,8 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use jitcall_emitters::unwind::EhFrame;
 use jitcall_emitters::{emit_with_unwind, Placement, ShapeFn};
 
-use crate::gdb_jit::Names;
 use crate::memory::{CodeBlock, MemoryRefused};
-use crate::perf_map;
+use crate::perf_map::{self, Names};
 use crate::{Entry, Plan};
 
 /// A shape's block while it lives, and where its value stub starts in it.
@@ -71,18 +70,18 @@ pub(crate) fn stubs(plan: &Plan) -> Result<ShapeStubs, MemoryRefused> {
                     .map_or(packed.code.len(), |value| value.code.len());
             let block = Arc::new(CodeBlock::build(len, None, |base, bytes| {
                 bytes[..packed.code.len()].copy_from_slice(&packed.code);
-                let mut names = Names::default();
-                let name = || perf_map::name("shape", &shape, "packed");
-                perf_map::record(base, packed.code.len(), name);
-                names.add(0, packed.code.len(), name);
+                let mut names = Names::new(base);
+                names.add(base, packed.code.len(), || {
+                    perf_map::name("shape", &shape, "packed")
+                });
                 let mut placed = EhFrame::with_capacity(2);
                 placed.add(base, &packed.unwind);
                 if let (Some(at), Some(value)) = (value_at, value) {
                     let address = base + at as u64;
                     bytes[at..at + value.code.len()].copy_from_slice(&value.code);
-                    let name = || perf_map::name("shape", &shape, "value");
-                    perf_map::record(address, value.code.len(), name);
-                    names.add(at as u64, value.code.len(), name);
+                    names.add(address, value.code.len(), || {
+                        perf_map::name("shape", &shape, "value")
+                    });
                     placed.add(address, &value.unwind);
                 }
                 (placed, names)
