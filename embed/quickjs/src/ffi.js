@@ -63,7 +63,7 @@ export class DynamicLibrary {
     if (typeof name !== 'string') {
       throw new TypeError('The "name" argument must be a string');
     }
-    const fn = native.bind(this[handle], name, signatureText(signature, name));
+    const [fn] = native.bindAll(this[handle], [name], [signatureText(signature, name)]);
     this.functions[name] = fn;
     this.symbols[name] = fn.pointer;
     return fn;

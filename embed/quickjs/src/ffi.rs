@@ -55,7 +55,6 @@ thread_local! {
 pub fn install(ctx: &Ctx<'_>) -> Result<()> {
     let native = Object::new(ctx.clone())?;
     native.set("open", Function::new(ctx.clone(), open)?)?;
-    native.set("bind", Function::new(ctx.clone(), bind)?)?;
     native.set("bindAll", Function::new(ctx.clone(), bind_all)?)?;
     native.set("symbol", Function::new(ctx.clone(), symbol)?)?;
     native.set("close", Function::new(ctx.clone(), close)?)?;
@@ -161,17 +160,6 @@ fn open(ctx: Ctx<'_>, path: Value<'_>) -> Result<u32> {
     });
     LIBS.with(|libs| libs.borrow_mut().insert(id, lib));
     Ok(id)
-}
-
-fn bind<'js>(ctx: Ctx<'js>, id: u32, name: String, text: String) -> Result<Function<'js>> {
-    let lib = lib(&ctx, id)?;
-    let sig = signature(&ctx, &name, &text)?;
-    let options = OPTIONS.with(Cell::get);
-    let f = lib
-        .lib
-        .function_with_options(&name, &sig, &options)
-        .map_err(|e| throw(&ctx, "Error", "ERR_FFI_SYMBOL_NOT_FOUND", &e.to_string()))?;
-    wrap(&ctx, lib, f, name)
 }
 
 fn bind_all<'js>(
